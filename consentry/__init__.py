@@ -1,0 +1,3 @@
+"""Consentry: consent-first image ingestion and face indexing."""
+
+__version__ = "0.1.0"

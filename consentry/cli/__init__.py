@@ -1,0 +1,1 @@
+"""The operator CLI: a thin layer over the library (see consentry.cli.main)."""

@@ -1,0 +1,319 @@
+"""The message broker boundary: Kafka via kafka-python, and an in-memory fake.
+
+Plain Kafka semantics only (production runs Apache Kafka, e.g. Strimzi); the defaults for
+group timeouts suit tansu, the local broker (see ENVIRONMENT.md), and are settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..core.errors import BrokerError
+
+log = logging.getLogger("consentry.broker")
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 2000
+    request_timeout_ms: int = 30000
+    max_poll_records: int = 16
+    partitions: int = 4
+    replication: int = 1
+    client_id: str = "consentry"
+
+    @classmethod
+    def from_settings(cls, s) -> "KafkaConfig":  # noqa: ANN001 - Settings, kept import-free
+        return cls(bootstrap=s.kafka_bootstrap, security_protocol=s.kafka_security_protocol,
+                   sasl_mechanism=s.kafka_sasl_mechanism, username=s.kafka_username,
+                   password=s.kafka_password.get_secret_value() if s.kafka_password else None,
+                   session_timeout_ms=s.kafka_session_timeout_ms, heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+                   request_timeout_ms=s.kafka_request_timeout_ms, max_poll_records=s.kafka_max_poll_records,
+                   partitions=s.kafka_partitions, replication=s.kafka_replication)
+
+    def common(self) -> dict:
+        out: dict = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol,
+                     "request_timeout_ms": self.request_timeout_ms, "client_id": self.client_id}
+        if self.sasl_mechanism:
+            out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                       sasl_plain_password=self.password)
+        return out
+
+
+class Producer(Protocol):
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+    def flush(self, timeout_s: float = 30.0) -> None: ...
+    def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]: ...
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None: ...
+    def assignment(self) -> set[tuple[str, int]]: ...
+    def close(self) -> None: ...
+
+
+class Broker(Protocol):
+    """Creates producers and consumers for one cluster."""
+
+    def producer(self) -> Producer: ...
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+    def ensure_topics(self, topics: Iterable[str]) -> None: ...
+    def ping(self) -> bool: ...
+
+
+def _translate(exc: Exception, what: str) -> BrokerError:
+    return BrokerError(f"{what}: {type(exc).__name__}: {exc}", transient=True)
+
+
+# ----------------------------------------------------------------------------------------------- Kafka
+class KafkaProducerAdapter:
+    """acks=all, idempotent keys; ``flush`` raises BrokerError if any send failed."""
+
+    def __init__(self, cfg: KafkaConfig, max_block_s: float = 10.0) -> None:
+        from kafka import KafkaProducer
+
+        try:
+            self._p = KafkaProducer(acks="all", retries=5, linger_ms=5, max_block_ms=int(max_block_s * 1000),
+                                    retry_backoff_ms=200, **cfg.common())
+        except Exception as exc:  # kafka.errors.NoBrokersAvailable and friends
+            raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+        self._pending: list = []
+        self._lock = threading.Lock()
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            fut = self._p.send(topic, key=key, value=value)
+        except Exception as exc:
+            raise _translate(exc, f"send to {topic}") from None
+        with self._lock:
+            self._pending.append(fut)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        try:
+            self._p.flush(timeout=timeout_s)
+        except Exception as exc:
+            raise _translate(exc, "flush") from None
+        failed = [f for f in pending if f.failed()]
+        if failed:
+            raise BrokerError(f"{len(failed)} of {len(pending)} messages not acknowledged: {failed[0].exception}")
+        if any(not f.is_done for f in pending):
+            raise BrokerError(f"messages not acknowledged within {timeout_s}s")
+
+    def close(self) -> None:
+        try:
+            self._p.close(timeout=5)
+        except Exception:  # closing is best effort
+            log.debug("producer close failed", exc_info=True)
+
+
+class KafkaConsumerAdapter:
+    """A consumer-group member with auto-commit off: callers commit after their durable writes."""
+
+    def __init__(self, cfg: KafkaConfig, group: str, topics: Sequence[str]) -> None:
+        from kafka import KafkaConsumer
+
+        try:
+            self._c = KafkaConsumer(*topics, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                                    session_timeout_ms=cfg.session_timeout_ms,
+                                    heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+                                    max_poll_records=cfg.max_poll_records, max_poll_interval_ms=300000,
+                                    **cfg.common())
+        except Exception as exc:
+            raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+
+    def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]:
+        try:
+            batch = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as exc:
+            raise _translate(exc, "poll") from None
+        out = [Message(r.topic, r.partition, r.offset, r.key, r.value) for recs in batch.values() for r in recs]
+        out.sort(key=lambda m: (m.topic, m.partition, m.offset))
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        if not offsets:
+            return
+        try:
+            self._c.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+        except Exception as exc:
+            raise _translate(exc, "commit") from None
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        from kafka.structs import TopicPartition
+
+        self._c.seek(TopicPartition(topic, partition), offset)
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._c.assignment()}
+
+    def close(self) -> None:
+        try:
+            self._c.close(autocommit=False)
+        except Exception:
+            log.debug("consumer close failed", exc_info=True)
+
+
+class KafkaBroker:
+    def __init__(self, cfg: KafkaConfig) -> None:
+        self.cfg = cfg
+
+    def producer(self) -> KafkaProducerAdapter:
+        return KafkaProducerAdapter(self.cfg)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumerAdapter:
+        return KafkaConsumerAdapter(self.cfg, group, topics)
+
+    def ensure_topics(self, topics: Iterable[str]) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        try:
+            admin = KafkaAdminClient(**self.cfg.common())
+        except Exception as exc:
+            raise _translate(exc, f"cannot connect to Kafka at {self.cfg.bootstrap}") from None
+        try:
+            existing = set(admin.list_topics())
+            new = [NewTopic(t, self.cfg.partitions, self.cfg.replication) for t in topics if t not in existing]
+            if new:
+                try:
+                    admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+        except Exception as exc:
+            raise _translate(exc, "create topics") from None
+        finally:
+            admin.close()
+
+    def ping(self) -> bool:
+        from kafka.admin import KafkaAdminClient
+
+        try:
+            admin = KafkaAdminClient(request_timeout_ms=3000, **{**self.cfg.common(), "request_timeout_ms": 3000})
+            admin.list_topics()
+            admin.close()
+            return True
+        except Exception:
+            return False
+
+
+# ----------------------------------------------------------------------------------------------- fake
+class MemoryBroker:
+    """In-process broker for unit tests: partitions by key hash, consumer groups with committed offsets.
+
+    One member per group at a time (enough for unit tests; group balancing is tested on the real broker).
+    """
+
+    def __init__(self, partitions: int = 2) -> None:
+        self.partitions = partitions
+        self.topics: dict[str, list[list[Message]]] = {}
+        self.committed: dict[str, dict[tuple[str, int], int]] = defaultdict(dict)
+        self.down = False  # set True to simulate an unreachable broker
+        self._lock = threading.Lock()
+
+    def _topic(self, name: str) -> list[list[Message]]:
+        return self.topics.setdefault(name, [[] for _ in range(self.partitions)])
+
+    def append(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.down:
+            raise BrokerError("broker down (simulated)")
+        with self._lock:
+            parts = self._topic(topic)
+            p = (zlib.crc32(key) if key else 0) % len(parts)
+            parts[p].append(Message(topic, p, len(parts[p]), key, value))
+
+    def messages(self, topic: str) -> list[Message]:
+        return sorted((m for part in self._topic(topic) for m in part), key=lambda m: (m.partition, m.offset))
+
+    def producer(self) -> "MemoryProducer":
+        return MemoryProducer(self)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> "MemoryConsumer":
+        return MemoryConsumer(self, group, list(topics))
+
+    def ensure_topics(self, topics: Iterable[str]) -> None:
+        for t in topics:
+            self._topic(t)
+
+    def ping(self) -> bool:
+        return not self.down
+
+
+class MemoryProducer:
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.b = broker
+        self._buf: list[tuple[str, bytes | None, bytes]] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._buf.append((topic, key, value))
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        while self._buf:
+            self.b.append(*self._buf[0])
+            self._buf.pop(0)
+
+    def close(self) -> None:
+        self.flush()
+
+
+class MemoryConsumer:
+    def __init__(self, broker: MemoryBroker, group: str, topics: list[str]) -> None:
+        self.b, self.group, self.topics = broker, group, topics
+        self._pos: dict[tuple[str, int], int] = {}
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(t, p) for t in self.topics for p in range(len(self.b._topic(t)))}
+
+    def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]:
+        if self.b.down:
+            raise BrokerError("broker down (simulated)")
+        out: list[Message] = []
+        limit = max_records or 500
+        for tp in sorted(self.assignment()):
+            pos = self._pos.get(tp, self.b.committed[self.group].get(tp, 0))
+            part = self.b._topic(tp[0])[tp[1]]
+            take = part[pos:pos + limit - len(out)]
+            out.extend(take)
+            self._pos[tp] = pos + len(take)
+            if len(out) >= limit:
+                break
+        if not out and timeout_s:
+            time.sleep(min(timeout_s, 0.01))
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        if self.b.down:
+            raise BrokerError("broker down (simulated)")
+        self.b.committed[self.group].update(offsets)
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self._pos[(topic, partition)] = offset
+
+    def close(self) -> None:
+        self._pos.clear()

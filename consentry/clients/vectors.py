@@ -1,0 +1,382 @@
+"""The vector store boundary: Milvus (server or milvus-lite) via pymilvus, and an in-memory fake.
+
+Filters are structured (:class:`Cond`), never strings: the Milvus adapter renders them into an
+expression with every literal quoted here, in one place, so user text is never pasted into a
+Milvus expression.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from ..core.errors import SchemaMismatch, VectorStoreError
+
+log = logging.getLogger("consentry.vectors")
+
+FieldType = Literal["varchar", "int64", "float", "vector"]
+Op = Literal["==", "!=", ">", ">=", "<", "<=", "in"]
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: FieldType
+    max_length: int = 64  # varchar
+    dim: int = 0  # vector
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    index_type: str = "HNSW"  # HNSW | IVF_FLAT | FLAT | AUTOINDEX
+    metric: str = "COSINE"
+    build_params: dict[str, Any] = field(default_factory=dict)
+    search_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    fields: tuple[FieldSpec, ...]
+    index: IndexSpec = IndexSpec()
+
+    @property
+    def primary(self) -> FieldSpec:
+        return next(f for f in self.fields if f.primary)
+
+    @property
+    def vector(self) -> FieldSpec:
+        return next(f for f in self.fields if f.type == "vector")
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise VectorStoreError(f"collection {self.name} has no field {name!r}", transient=False)
+
+
+@dataclass(frozen=True)
+class Cond:
+    field: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    entity: dict[str, Any]
+
+
+def literal(value: Any) -> str:
+    """A Milvus expression literal for a Python value (strings escaped, no raw text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise VectorStoreError("non-finite number in filter", transient=False)
+        return repr(float(value))
+    if isinstance(value, str):
+        if any(ord(c) < 32 for c in value):
+            raise VectorStoreError("control character in filter value", transient=False)
+        return json.dumps(value, ensure_ascii=False)  # double-quoted, \" and \\ escaped
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    raise VectorStoreError(f"unsupported filter value type {type(value).__name__}", transient=False)
+
+
+def render(spec: CollectionSpec, conds: Sequence[Cond]) -> str:
+    """Render structured conditions into a Milvus boolean expression."""
+    parts = []
+    for c in conds:
+        spec.field(c.field)  # unknown fields are an error, not text
+        if not _NAME.match(c.field):
+            raise VectorStoreError(f"bad field name {c.field!r}", transient=False)
+        if c.op not in ("==", "!=", ">", ">=", "<", "<=", "in"):
+            raise VectorStoreError(f"bad operator {c.op!r}", transient=False)
+        if c.op == "in" and not isinstance(c.value, (list, tuple, set, frozenset)):
+            raise VectorStoreError("'in' needs a list", transient=False)
+        parts.append(f"{c.field} {c.op} {literal(c.value)}")
+    return " and ".join(parts)
+
+
+class VectorStore(Protocol):
+    def ensure_collection(self, spec: CollectionSpec) -> None: ...
+    def upsert(self, spec: CollectionSpec, rows: list[dict[str, Any]]) -> int: ...
+    def delete(self, spec: CollectionSpec, ids: Sequence[str]) -> int: ...
+    def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
+               where: Sequence[Cond] = (), output_fields: Sequence[str] = (),
+               strong: bool = False) -> list[list[Hit]]: ...
+    def query(self, spec: CollectionSpec, where: Sequence[Cond], output_fields: Sequence[str] = (),
+              limit: int = 16384, strong: bool = False) -> list[dict[str, Any]]: ...
+    def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int: ...
+    def drop(self, spec: CollectionSpec) -> None: ...
+    def ping(self) -> bool: ...
+
+
+# ------------------------------------------------------------------------------------------------ Milvus
+_MILVUS_TYPES = {"varchar": "VARCHAR", "int64": "INT64", "float": "FLOAT", "vector": "FLOAT_VECTOR"}
+
+
+class MilvusVectorStore:
+    """pymilvus MilvusClient; works against Milvus 2.3+ server and the milvus-lite gRPC server."""
+
+    def __init__(self, uri: str, token: str | None = None, timeout_s: float = 30.0) -> None:
+        self.uri = uri
+        self._token = token
+        self._timeout = timeout_s
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._ready: set[str] = set()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from pymilvus import MilvusClient
+
+                try:
+                    self._client = MilvusClient(uri=self.uri, token=self._token or "", timeout=self._timeout)
+                except Exception as exc:
+                    raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {exc}") from None
+            return self._client
+
+    def _call(self, what: str, fn: Any, *a: Any, **kw: Any) -> Any:
+        try:
+            return fn(*a, **kw)
+        except VectorStoreError:
+            raise
+        except Exception as exc:
+            msg = str(exc)
+            transient = not any(s in msg.lower() for s in ("schema", "not exist", "invalid", "illegal", "parse"))
+            if transient:
+                self.reset()
+            raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}", transient=transient) from None
+
+    def reset(self) -> None:
+        """Drop the connection (after a failure), so the next call reconnects."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._ready.clear()
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        if spec.name in self._ready:
+            return
+        from pymilvus import DataType, MilvusClient
+
+        c = self.client
+        if self._call("has_collection", c.has_collection, spec.name):
+            self._check_schema(spec)
+        else:
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            for f in spec.fields:
+                kw: dict[str, Any] = {}
+                if f.type == "varchar":
+                    kw["max_length"] = f.max_length
+                if f.type == "vector":
+                    kw["dim"] = f.dim
+                schema.add_field(f.name, getattr(DataType, _MILVUS_TYPES[f.type]), is_primary=f.primary, **kw)
+            ip = c.prepare_index_params()
+            ip.add_index(spec.vector.name, index_type=spec.index.index_type, metric_type=spec.index.metric,
+                         params=dict(spec.index.build_params))
+            try:
+                self._call("create_collection", c.create_collection, spec.name, schema=schema, index_params=ip,
+                           consistency_level="Bounded")
+            except VectorStoreError:
+                if not self._call("has_collection", c.has_collection, spec.name):  # lost a creation race?
+                    raise
+                self._check_schema(spec)
+        self._call("load_collection", c.load_collection, spec.name)
+        self._ready.add(spec.name)
+
+    def _check_schema(self, spec: CollectionSpec) -> None:
+        from pymilvus import DataType
+
+        desc = self._call("describe_collection", self.client.describe_collection, spec.name)
+        have = {f["name"]: f for f in desc["fields"]}
+        for f in spec.fields:
+            got = have.get(f.name)
+            want_type = getattr(DataType, _MILVUS_TYPES[f.type])
+            if got is None:
+                raise SchemaMismatch(f"collection {spec.name!r} exists without field {f.name!r}; "
+                                     "migrate or use another collection name")
+            if got["type"] != want_type:
+                raise SchemaMismatch(f"collection {spec.name!r} field {f.name!r} is {got['type'].name}, "
+                                     f"expected {want_type.name}")
+            if f.type == "vector" and int(got.get("params", {}).get("dim", 0)) != f.dim:
+                raise SchemaMismatch(f"collection {spec.name!r} vector dim is {got['params'].get('dim')}, "
+                                     f"expected {f.dim} (another model?)")
+        extra = set(have) - {f.name for f in spec.fields}
+        if extra:
+            raise SchemaMismatch(f"collection {spec.name!r} has unexpected fields {sorted(extra)}")
+
+    def upsert(self, spec: CollectionSpec, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        self.ensure_collection(spec)
+        res = self._call("upsert", self.client.upsert, spec.name, rows)
+        return int(res.get("upsert_count", len(rows))) if isinstance(res, dict) else len(rows)
+
+    def delete(self, spec: CollectionSpec, ids: Sequence[str]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        self.ensure_collection(spec)
+        n = 0
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i:i + 1000]
+            self._call("delete", self.client.delete, spec.name, filter=render(spec, [Cond(spec.primary.name, "in", chunk)]))
+            n += len(chunk)
+        return n
+
+    def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
+               where: Sequence[Cond] = (), output_fields: Sequence[str] = (),
+               strong: bool = False) -> list[list[Hit]]:
+        self.ensure_collection(spec)
+        vecs = [list(map(float, v)) for v in vectors]
+        if not vecs:
+            return []
+        kw: dict[str, Any] = {"limit": top_k, "output_fields": list(output_fields),
+                              "search_params": {"metric_type": spec.index.metric, "params": dict(spec.index.search_params)}}
+        expr = render(spec, where)
+        if expr:
+            kw["filter"] = expr
+        if strong:
+            kw["consistency_level"] = "Strong"
+        res = self._call("search", self.client.search, spec.name, vecs, **kw)
+        pk = spec.primary.name
+        return [[Hit(id=str(h.get("id", h.get(pk))), score=float(h["distance"]),
+                     entity={k: v for k, v in (h.get("entity") or {}).items()}) for h in hits] for hits in res]
+
+    def query(self, spec: CollectionSpec, where: Sequence[Cond], output_fields: Sequence[str] = (),
+              limit: int = 16384, strong: bool = False) -> list[dict[str, Any]]:
+        self.ensure_collection(spec)
+        expr = render(spec, where) or f'{spec.primary.name} != ""'
+        kw: dict[str, Any] = {"filter": expr, "output_fields": list(output_fields) or [spec.primary.name],
+                              "limit": limit}
+        if strong:
+            kw["consistency_level"] = "Strong"
+        return list(self._call("query", self.client.query, spec.name, **kw))
+
+    def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int:
+        self.ensure_collection(spec)
+        expr = render(spec, where) or f'{spec.primary.name} != ""'
+        kw: dict[str, Any] = {"filter": expr, "output_fields": ["count(*)"]}
+        if strong:
+            kw["consistency_level"] = "Strong"
+        res = self._call("count", self.client.query, spec.name, **kw)
+        return int(res[0]["count(*)"]) if res else 0
+
+    def drop(self, spec: CollectionSpec) -> None:
+        c = self.client
+        if self._call("has_collection", c.has_collection, spec.name):
+            self._call("drop_collection", c.drop_collection, spec.name)
+        self._ready.discard(spec.name)
+
+    def ping(self) -> bool:
+        try:
+            self.client.list_collections()
+            return True
+        except Exception:
+            self.reset()
+            return False
+
+
+# ------------------------------------------------------------------------------------------------ fake
+def _match(row: dict[str, Any], conds: Sequence[Cond]) -> bool:
+    for c in conds:
+        v = row.get(c.field)
+        ok = {"==": lambda: v == c.value, "!=": lambda: v != c.value, ">": lambda: v > c.value,
+              ">=": lambda: v >= c.value, "<": lambda: v < c.value, "<=": lambda: v <= c.value,
+              "in": lambda: v in c.value}[c.op]()
+        if not ok:
+            return False
+    return True
+
+
+class MemoryVectorStore:
+    """Exact cosine search over rows in memory, for unit tests."""
+
+    def __init__(self) -> None:
+        self.collections: dict[str, dict[str, dict[str, Any]]] = {}
+        self.specs: dict[str, CollectionSpec] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise VectorStoreError("vector store down (simulated)", transient=True)
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        self._check()
+        if spec.name in self.specs and self.specs[spec.name].fields != spec.fields:
+            raise SchemaMismatch(f"collection {spec.name!r} exists with another schema")
+        self.specs[spec.name] = spec
+        self.collections.setdefault(spec.name, {})
+
+    def upsert(self, spec: CollectionSpec, rows: list[dict[str, Any]]) -> int:
+        self.ensure_collection(spec)
+        for r in rows:
+            self.collections[spec.name][str(r[spec.primary.name])] = dict(r)
+        return len(rows)
+
+    def delete(self, spec: CollectionSpec, ids: Sequence[str]) -> int:
+        self.ensure_collection(spec)
+        col = self.collections[spec.name]
+        for i in ids:
+            col.pop(i, None)
+        return len(ids)
+
+    def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
+               where: Sequence[Cond] = (), output_fields: Sequence[str] = (),
+               strong: bool = False) -> list[list[Hit]]:
+        self.ensure_collection(spec)
+        render(spec, where)  # same validation as the real adapter
+        rows = [r for r in self.collections[spec.name].values() if _match(r, where)]
+        out = []
+        for v in vectors:
+            q = np.asarray(v, dtype=np.float32)
+            q = q / (np.linalg.norm(q) or 1.0)
+            scored = []
+            for r in rows:
+                e = np.asarray(r[spec.vector.name], dtype=np.float32)
+                scored.append((float(q @ (e / (np.linalg.norm(e) or 1.0))), r))
+            scored.sort(key=lambda t: -t[0])
+            out.append([Hit(id=str(r[spec.primary.name]), score=s, entity={k: r[k] for k in output_fields})
+                        for s, r in scored[:top_k]])
+        return out
+
+    def query(self, spec: CollectionSpec, where: Sequence[Cond], output_fields: Sequence[str] = (),
+              limit: int = 16384, strong: bool = False) -> list[dict[str, Any]]:
+        self.ensure_collection(spec)
+        render(spec, where)
+        fields = list(output_fields) or [spec.primary.name]
+        rows = [r for r in self.collections[spec.name].values() if _match(r, where)]
+        return [{k: r[k] for k in fields} for r in rows[:limit]]
+
+    def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int:
+        return len(self.query(spec, where, limit=10**9))
+
+    def drop(self, spec: CollectionSpec) -> None:
+        self.collections.pop(spec.name, None)
+        self.specs.pop(spec.name, None)
+
+    def ping(self) -> bool:
+        return not self.down

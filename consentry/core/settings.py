@@ -1,0 +1,238 @@
+"""Every setting in one place.
+
+Precedence (highest first): values passed to ``Settings(...)``, ``CONSENTRY_*`` environment
+variables, the config file (``--config`` / ``CONSENTRY_CONFIG``, else ``$CONSENTRY_HOME/consentry.toml``),
+the local stack's generated credentials (``$CONSENTRY_HOME/stack/credentials.json``), then the
+defaults below. Names are prefixed by feature (``kafka_``, ``s3_``, ``milvus_``, ``crawl_`` ...),
+the way Scrapy names its settings; the environment name is ``CONSENTRY_`` + the upper-cased name.
+
+Components never read this object themselves deep inside: the wiring code passes them the
+typed values they need at construction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+ENV_PREFIX = "CONSENTRY_"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("CONSENTRY_HOME") or Path.home() / ".consentry")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True,
+                                      validate_default=True)
+
+    # --- state -------------------------------------------------------------------------------
+    home: Path = Field(default_factory=default_home, description="State directory: pids, logs, job state, data.")
+    config: Path | None = Field(default=None, description="Config file (TOML) read before the defaults.")
+    log_level: str = Field(default="INFO", description="Logging level for services and workers.")
+    log_json: bool = Field(default=False, description="Write logs as JSON lines.")
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
+    kafka_security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: str | None = Field(default=None, description="e.g. SCRAM-SHA-512 (Strimzi).")
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_session_timeout_ms: int = Field(default=6000, description="Consumer group session timeout.")
+    kafka_heartbeat_interval_ms: int = Field(default=2000)
+    kafka_request_timeout_ms: int = Field(default=30000)
+    kafka_max_poll_records: int = Field(default=16, ge=1)
+    kafka_consumer_group: str = Field(default="consentry-ingest")
+    kafka_partitions: int = Field(default=4, ge=1, description="Partitions for topics we create.")
+    kafka_replication: int = Field(default=1, ge=1)
+    topic_prefix: str = Field(default="consentry.", description="Prefix of every topic name.")
+
+    # --- object store (S3 / MinIO) -----------------------------------------------------------
+    s3_endpoint: str = Field(default="http://127.0.0.1:9000")
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = Field(default="consentry", description="Bucket for provenance, sources, jobs, audit, receipts.")
+    s3_store_crops: bool = Field(default=False, description="Keep face crops (JPEG) beside provenance.")
+
+    # --- Milvus ---------------------------------------------------------------------------------
+    milvus_uri: str = Field(default="http://127.0.0.1:19540", description="Milvus (or milvus-lite server) URI.")
+    milvus_token: SecretStr | None = None
+    milvus_collection: str = "consentry_faces"
+    milvus_suppression_collection: str = "consentry_suppressed"
+    milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX"] = "HNSW"
+    milvus_hnsw_m: int = Field(default=16, ge=4, le=64)
+    milvus_hnsw_ef_construction: int = Field(default=200, ge=8)
+    milvus_search_ef: int = Field(default=128, ge=8)
+    milvus_ivf_nlist: int = Field(default=1024, ge=1)
+    milvus_ivf_nprobe: int = Field(default=32, ge=1)
+    milvus_write_batch: int = Field(default=256, ge=1)
+
+    # --- face models ----------------------------------------------------------------------------
+    model_pack: str = Field(default="buffalo_s", description="buffalo_s | buffalo_l | yunet_sface | a folder path.")
+    model_dir: Path | None = Field(default=None, description="Folder holding the model pack's .onnx files.")
+    model_device: Literal["cpu", "cuda"] = Field(default="cpu", description="cuda uses onnxruntime-gpu's CUDA provider.")
+    model_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads per session.")
+    model_det_size: int = Field(default=640, ge=160)
+    face_min_size: int = Field(default=24, ge=1, description="Smallest face side in pixels that is embedded.")
+    face_min_score: float = Field(default=0.5, ge=0, le=1, description="Smallest detection score embedded.")
+
+    # --- thresholds and lifecycle -----------------------------------------------------------
+    search_threshold: float = Field(default=0.35, ge=-1, le=1, description="Cosine similarity for a search hit.")
+    search_default_top_k: int = Field(default=10, ge=1)
+    erasure_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity at or above which a face is erased.")
+    suppression_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity to a suppressed person that refuses a new face.")
+    retention_default_days: int = Field(default=365, ge=1)
+    retention_max_days: int = Field(default=1095, ge=1, description="Cap on any source's retention (BIPA: 3 years).")
+
+    # --- crawler ----------------------------------------------------------------------------------
+    crawl_user_agent: str = Field(default="ConsentryBot/0.1", description="Product token; the contact URL is appended.")
+    crawl_contact_url: str = Field(default="https://github.com/consentry/consentry/blob/main/docs/bot.md")
+    crawl_robots_token: str = Field(default="consentry", description="Token matched in robots.txt and X-Robots-Tag.")
+    crawl_concurrency_per_domain: int = Field(default=2, ge=1)
+    crawl_download_delay: float = Field(default=0.25, ge=0.001, description="Seconds between requests to one domain (>0 keeps per-domain limits enforced).")
+    crawl_autothrottle: bool = True
+    crawl_max_page_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    crawl_max_pages: int = Field(default=1000, ge=1)
+    crawl_depth: int = Field(default=3, ge=0)
+    crawl_retry_times: int = Field(default=3, ge=0)
+    crawl_publish_retries: int = Field(default=5, ge=0, description="Broker retries before a crawl fails loudly.")
+
+    # --- fetch / validate -------------------------------------------------------------------------
+    allow_private_networks: bool = Field(default=False, description="Allow loopback/private/link-local targets (tests, demo).")
+    fetch_timeout_s: float = Field(default=15.0, gt=0)
+    fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    fetch_max_redirects: int = Field(default=5, ge=0)
+    image_max_pixels: int = Field(default=40_000_000, ge=1024)
+    image_min_side: int = Field(default=32, ge=1)
+
+    # --- ingest workers -------------------------------------------------------------------------
+    ray_address: str | None = Field(default=None, description="Ray cluster address; unset starts a local Ray.")
+    ingest_workers: int = Field(default=1, ge=1)
+    ingest_worker_cpus: float = Field(default=0.5, gt=0)
+    ingest_worker_gpus: float = Field(default=0, ge=0)
+    ingest_idle_seconds: float = Field(default=6.0, gt=0, description="--until-idle: exit after this long with nothing to do.")
+    retry_max_attempts: int = Field(default=5, ge=1, description="Attempts for a transient dependency failure.")
+    retry_base_delay_s: float = Field(default=0.5, gt=0)
+    retry_max_delay_s: float = Field(default=10.0, gt=0)
+
+    # --- query API --------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    api_max_top_k: int = Field(default=100, ge=1)
+    api_rate_limit_per_minute: int = Field(default=120, ge=1)
+
+    # --- local stack --------------------------------------------------------------------------------
+    stack_milvus: Literal["embedded", "server"] = Field(default="embedded", description="Milvus the local stack runs.")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if any(c.isspace() for c in v):
+            raise ValueError("topic prefix must not contain spaces")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        for name in ("s3_endpoint", "milvus_uri"):
+            u = urlparse(getattr(self, name))
+            if u.scheme not in ("http", "https") or not u.hostname:
+                raise ValueError(f"{name} must be an http(s) URL with a host")
+        if self.retention_default_days > self.retention_max_days:
+            raise ValueError("retention_default_days exceeds retention_max_days")
+        return self
+
+    # --- derived values -----------------------------------------------------------------------------
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def topic_images(self) -> str:
+        return self.topic("images")
+
+    @property
+    def topic_dlq(self) -> str:
+        return self.topic("dlq")
+
+    @property
+    def topic_erasures(self) -> str:
+        return self.topic("erasures")
+
+    @property
+    def user_agent(self) -> str:
+        return f"{self.crawl_user_agent} (+{self.crawl_contact_url})"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.home / "stack"
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict, secrets masked, for `consentry config` and logs."""
+        out = {}
+        for k, v in self.model_dump(mode="json").items():
+            if isinstance(getattr(self, k), SecretStr):
+                v = "**********" if getattr(self, k).get_secret_value() else ""
+            out[k] = v
+        return out
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls, init_settings, env_settings))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The TOML config file, then the local stack's generated credentials."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init: PydanticBaseSettingsSource,
+                 env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._init, self._env = init, env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        given = {**self._env(), **self._init()}
+        home = Path(given.get("home") or default_home())
+        cfg = given.get("config") or (home / "consentry.toml")
+        data: dict[str, Any] = {}
+        cfg = Path(cfg)
+        if cfg.is_file():
+            try:
+                raw = tomllib.loads(cfg.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"config file {cfg}: {exc}") from None
+            data.update(raw.get("consentry", raw))
+        elif given.get("config"):
+            raise ConfigError(f"config file {cfg} does not exist")
+        creds = home / "stack" / "credentials.json"
+        if creds.is_file():
+            try:
+                for k, v in json.loads(creds.read_text()).items():
+                    data.setdefault(k, v)
+            except (OSError, ValueError):
+                pass
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into a one-line ConfigError."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        env = f" ({ENV_PREFIX}{field.upper()})" if field else ""
+        raise ConfigError(f"invalid setting {field or '(settings)'}{env}: {err.get('msg')}") from None

