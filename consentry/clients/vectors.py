@@ -117,6 +117,7 @@ class VectorStore(Protocol):
     def ensure_collection(self, spec: CollectionSpec) -> None: ...
     def upsert(self, spec: CollectionSpec, rows: list[dict[str, Any]]) -> int: ...
     def delete(self, spec: CollectionSpec, ids: Sequence[str]) -> int: ...
+    def delete_where(self, spec: CollectionSpec, where: Sequence[Cond]) -> int: ...
     def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
                where: Sequence[Cond] = (), output_fields: Sequence[str] = (),
                strong: bool = False) -> list[list[Hit]]: ...
@@ -247,6 +248,15 @@ class MilvusVectorStore:
             n += len(chunk)
         return n
 
+    def delete_where(self, spec: CollectionSpec, where: Sequence[Cond]) -> int:
+        """Delete every row matching ``where`` (which must not be empty); returns how many matched."""
+        if not where:
+            raise VectorStoreError("refusing to delete without a filter", transient=False)
+        n = self.count(spec, where)
+        if n:
+            self._call("delete", self.client.delete, spec.name, filter=render(spec, where))
+        return n
+
     def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
                where: Sequence[Cond] = (), output_fields: Sequence[str] = (),
                strong: bool = False) -> list[list[Hit]]:
@@ -343,6 +353,12 @@ class MemoryVectorStore:
         for i in ids:
             col.pop(i, None)
         return len(ids)
+
+    def delete_where(self, spec: CollectionSpec, where: Sequence[Cond]) -> int:
+        if not where:
+            raise VectorStoreError("refusing to delete without a filter", transient=False)
+        ids = [r[spec.primary.name] for r in self.query(spec, where, limit=10**9)]
+        return self.delete(spec, ids)
 
     def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
                where: Sequence[Cond] = (), output_fields: Sequence[str] = (),

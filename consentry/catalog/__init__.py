@@ -1,0 +1,20 @@
+"""The system of record in the object store: sources, crawl jobs, provenance.
+
+Object layout (bucket ``s3_bucket``)::
+
+    sources/{source_id}.json              Source
+    jobs/{job_id}.json                    CrawlJob (state and counters)
+    provenance/{url_key[:2]}/{url_key}.json   Provenance, one per image URL
+    images/{sha256[:2]}/{sha256}.json     which URLs carried these bytes (dedup index)
+    crops/{face_id}.jpg                   face crops, only if s3_store_crops
+    audit/...                             the hash-chained audit log (indexer.audit)
+    receipts/{request_id}.json            erasure receipts (indexer.erasure)
+
+Every stage reads and writes these through the classes here, never by key strings of its own.
+"""
+
+from .jobs import JobStore
+from .provenance import ProvenanceStore
+from .sources import SourceRegistry
+
+__all__ = ["JobStore", "ProvenanceStore", "SourceRegistry"]

@@ -1,0 +1,83 @@
+"""Provenance records (one per image URL) and the by-bytes index used for dedup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from ..clients.objectstore import ObjectStore
+from ..core.errors import ObjectNotFound
+from ..core.records import Provenance, url_key
+
+PROV_PREFIX = "provenance/"
+IMAGE_PREFIX = "images/"
+CROP_PREFIX = "crops/"
+
+
+class ProvenanceStore:
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def key(ukey: str) -> str:
+        return f"{PROV_PREFIX}{ukey[:2]}/{ukey}.json"
+
+    @staticmethod
+    def image_key(sha256: str) -> str:
+        return f"{IMAGE_PREFIX}{sha256[:2]}/{sha256}.json"
+
+    @staticmethod
+    def crop_key(face_id: str) -> str:
+        return f"{CROP_PREFIX}{face_id[:2]}/{face_id}.jpg"
+
+    # ------------------------------------------------------------------------ provenance
+    def put(self, prov: Provenance) -> None:
+        tags = {"source": prov.source_id, "job": prov.job_id, "decision": prov.decision.value}
+        self.store.put(self.key(prov.key), prov.to_json(), content_type="application/json", tags=tags)
+
+    def get(self, ukey: str) -> Provenance | None:
+        try:
+            return Provenance.from_json(self.store.get(self.key(ukey)))
+        except ObjectNotFound:
+            return None
+
+    def for_url(self, url: str) -> Provenance | None:
+        return self.get(url_key(url))
+
+    def delete(self, ukey: str) -> None:
+        self.store.delete(self.key(ukey))
+
+    def keys(self) -> Iterator[str]:
+        for k in self.store.list(PROV_PREFIX):
+            if k.endswith(".json"):
+                yield k.rsplit("/", 1)[1][:-5]
+
+    def all(self) -> Iterator[Provenance]:
+        for k in self.keys():
+            p = self.get(k)
+            if p is not None:
+                yield p
+
+    # ------------------------------------------------------------------------ by bytes
+    def image_urls(self, sha256: str) -> list[str]:
+        """URL keys whose bytes hashed to ``sha256`` (first sighting first)."""
+        try:
+            return list(json.loads(self.store.get(self.image_key(sha256)))["url_keys"])
+        except ObjectNotFound:
+            return []
+
+    def add_image_url(self, sha256: str, ukey: str) -> list[str]:
+        keys = self.image_urls(sha256)
+        if ukey not in keys:
+            keys.append(ukey)
+            self.store.put(self.image_key(sha256), json.dumps({"sha256": sha256, "url_keys": keys}).encode(),
+                           content_type="application/json")
+        return keys
+
+    def remove_image_url(self, sha256: str, ukey: str) -> None:
+        keys = [k for k in self.image_urls(sha256) if k != ukey]
+        if keys:
+            self.store.put(self.image_key(sha256), json.dumps({"sha256": sha256, "url_keys": keys}).encode(),
+                           content_type="application/json")
+        else:
+            self.store.delete(self.image_key(sha256))

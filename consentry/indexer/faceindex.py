@@ -1,0 +1,232 @@
+"""The face collection in Milvus: schema, batched upserts, consent-filtered search, suppression list.
+
+This is the indexer's public writer: ingest writes faces only through :class:`FaceIndex`.
+Search filters are built here from validated values (see ``clients.vectors.Cond``); the consent
+filter (``consent_state == "granted"``, same ``model_id``, not expired) is always part of the
+Milvus expression, never applied afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..clients.vectors import CollectionSpec, Cond, FieldSpec, IndexSpec, VectorStore
+from ..core.errors import VectorStoreError
+from ..core.records import ConsentState, Face, check_id
+
+DIM = 512
+FACE_OUTPUT = ("image_sha256", "url_key", "bbox", "det_score", "source_id", "job_id", "consent_state", "model_id",
+               "ingested_at", "expires_at")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    collection: str = "consentry_faces"
+    suppression_collection: str = "consentry_suppressed"
+    index_type: str = "HNSW"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    search_ef: int = 128
+    ivf_nlist: int = 1024
+    ivf_nprobe: int = 32
+    write_batch: int = 256
+    dim: int = DIM
+
+    @classmethod
+    def from_settings(cls, s) -> "IndexConfig":  # noqa: ANN001
+        return cls(collection=s.milvus_collection, suppression_collection=s.milvus_suppression_collection,
+                   index_type=s.milvus_index_type, hnsw_m=s.milvus_hnsw_m,
+                   hnsw_ef_construction=s.milvus_hnsw_ef_construction, search_ef=s.milvus_search_ef,
+                   ivf_nlist=s.milvus_ivf_nlist, ivf_nprobe=s.milvus_ivf_nprobe, write_batch=s.milvus_write_batch)
+
+    def index_spec(self) -> IndexSpec:
+        if self.index_type == "HNSW":
+            return IndexSpec("HNSW", "COSINE", {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction},
+                             {"ef": self.search_ef})
+        if self.index_type == "IVF_FLAT":
+            return IndexSpec("IVF_FLAT", "COSINE", {"nlist": self.ivf_nlist}, {"nprobe": self.ivf_nprobe})
+        return IndexSpec(self.index_type, "COSINE", {}, {})
+
+
+def face_spec(cfg: IndexConfig) -> CollectionSpec:
+    return CollectionSpec(cfg.collection, (
+        FieldSpec("face_id", "varchar", max_length=64, primary=True),
+        FieldSpec("embedding", "vector", dim=cfg.dim),
+        FieldSpec("image_sha256", "varchar", max_length=64),
+        FieldSpec("url_key", "varchar", max_length=64),
+        FieldSpec("bbox", "varchar", max_length=128),
+        FieldSpec("det_score", "float"),
+        FieldSpec("source_id", "varchar", max_length=64),
+        FieldSpec("job_id", "varchar", max_length=64),
+        FieldSpec("consent_state", "varchar", max_length=16),
+        FieldSpec("model_id", "varchar", max_length=64),
+        FieldSpec("ingested_at", "int64"),
+        FieldSpec("expires_at", "int64"),
+    ), cfg.index_spec())
+
+
+def suppression_spec(cfg: IndexConfig) -> CollectionSpec:
+    return CollectionSpec(cfg.suppression_collection, (
+        FieldSpec("sid", "varchar", max_length=64, primary=True),
+        FieldSpec("embedding", "vector", dim=cfg.dim),
+        FieldSpec("model_id", "varchar", max_length=64),
+        FieldSpec("request_id", "varchar", max_length=64),
+        FieldSpec("created_at", "int64"),
+    ), IndexSpec("FLAT", "COSINE", {}, {}))
+
+
+@dataclass(frozen=True)
+class Match:
+    face_id: str
+    score: float
+    image_sha256: str
+    url_key: str
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    source_id: str
+    job_id: str
+    model_id: str
+    ingested_at: int
+    expires_at: int
+
+    @classmethod
+    def from_hit(cls, face_id: str, score: float, e: dict[str, Any]) -> "Match":
+        return cls(face_id=face_id, score=score, image_sha256=e["image_sha256"], url_key=e["url_key"],
+                   bbox=tuple(json.loads(e["bbox"])), det_score=float(e["det_score"]), source_id=e["source_id"],
+                   job_id=e["job_id"], model_id=e["model_id"], ingested_at=int(e["ingested_at"]),
+                   expires_at=int(e["expires_at"]))
+
+
+def _vec(e: Sequence[float] | np.ndarray) -> list[float]:
+    a = np.asarray(e, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(a))
+    if not np.isfinite(a).all() or n == 0:
+        raise VectorStoreError("embedding is zero or not finite", transient=False)
+    return (a / n).tolist()
+
+
+class FaceIndex:
+    """The Milvus face collection and the suppression list."""
+
+    def __init__(self, store: VectorStore, cfg: IndexConfig) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.spec = face_spec(cfg)
+        self.suppression = suppression_spec(cfg)
+
+    def ensure(self) -> None:
+        """Create the collections on first use; check their schema on later starts."""
+        self.store.ensure_collection(self.spec)
+        self.store.ensure_collection(self.suppression)
+
+    # ------------------------------------------------------------------ writes
+    @staticmethod
+    def row(face: Face) -> dict[str, Any]:
+        return {"face_id": face.face_id, "embedding": _vec(face.embedding), "image_sha256": face.image_sha256,
+                "url_key": face.url_key, "bbox": json.dumps([round(v, 2) for v in face.bbox]),
+                "det_score": float(face.det_score), "source_id": face.source_id, "job_id": face.job_id,
+                "consent_state": face.consent_state.value, "model_id": face.model_id,
+                "ingested_at": int(face.ingested_at), "expires_at": int(face.expires_at)}
+
+    def upsert(self, faces: Sequence[Face]) -> int:
+        """Upsert by primary key in batches: replaying the same faces changes nothing."""
+        rows = [self.row(f) for f in faces]
+        n = 0
+        for i in range(0, len(rows), self.cfg.write_batch):
+            n += self.store.upsert(self.spec, rows[i:i + self.cfg.write_batch])
+        return n
+
+    def delete(self, face_ids: Sequence[str]) -> int:
+        return self.store.delete(self.spec, list(face_ids))
+
+    def delete_where(self, *, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
+                     expired_before: int | None = None) -> int:
+        return self.store.delete_where(self.spec, self._where(source_id, job_id, url_key, expired_before))
+
+    # ------------------------------------------------------------------ reads
+    def _where(self, source_id: str | None, job_id: str | None, url_key: str | None,
+               expired_before: int | None) -> list[Cond]:
+        where: list[Cond] = []
+        if source_id is not None:
+            where.append(Cond("source_id", "==", check_id(source_id, "source")))
+        if job_id is not None:
+            where.append(Cond("job_id", "==", check_id(job_id, "job")))
+        if url_key is not None:
+            where.append(Cond("url_key", "==", _hex64(url_key)))
+        if expired_before is not None:
+            where.append(Cond("expires_at", "<=", int(expired_before)))
+        if not where:
+            raise VectorStoreError("a face selection needs at least one filter", transient=False)
+        return where
+
+    def face_ids(self, *, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
+                 expired_before: int | None = None, strong: bool = True) -> list[str]:
+        rows = self.store.query(self.spec, self._where(source_id, job_id, url_key, expired_before),
+                                ["face_id"], strong=strong)
+        return [r["face_id"] for r in rows]
+
+    def get(self, face_ids: Sequence[str], with_embedding: bool = False) -> list[dict[str, Any]]:
+        ids = [_hex64(i) for i in face_ids]
+        if not ids:
+            return []
+        fields = ["face_id", *FACE_OUTPUT] + (["embedding"] if with_embedding else [])
+        return self.store.query(self.spec, [Cond("face_id", "in", ids)], fields, strong=True)
+
+    def count(self, *, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
+              expired_before: int | None = None) -> int:
+        if source_id is job_id is url_key is expired_before is None:
+            return self.store.count(self.spec)
+        return self.store.count(self.spec, self._where(source_id, job_id, url_key, expired_before))
+
+    def search(self, embeddings: Sequence[Sequence[float]], model_id: str, top_k: int, threshold: float,
+               source_ids: Sequence[str] | None = None, job_ids: Sequence[str] | None = None,
+               ingested_since: int | None = None, ingested_until: int | None = None,
+               now: int | None = None, strong: bool = False, include_all_states: bool = False) -> list[list[Match]]:
+        """Nearest faces per query embedding, at or above ``threshold`` cosine similarity.
+
+        Only ``granted``, unexpired faces of the same model are searched, unless ``include_all_states``
+        (erasure uses that to find withdrawn faces too).
+        """
+        now = int(time.time()) if now is None else int(now)
+        where = [Cond("model_id", "==", str(model_id))]
+        if not include_all_states:
+            where += [Cond("consent_state", "==", ConsentState.GRANTED.value), Cond("expires_at", ">", now)]
+        if source_ids:
+            where.append(Cond("source_id", "in", [check_id(s, "source") for s in source_ids]))
+        if job_ids:
+            where.append(Cond("job_id", "in", [check_id(j, "job") for j in job_ids]))
+        if ingested_since is not None:
+            where.append(Cond("ingested_at", ">=", int(ingested_since)))
+        if ingested_until is not None:
+            where.append(Cond("ingested_at", "<=", int(ingested_until)))
+        vecs = [_vec(e) for e in embeddings]
+        hits = self.store.search(self.spec, vecs, top_k, where, FACE_OUTPUT, strong=strong)
+        return [[Match.from_hit(h.id, h.score, h.entity) for h in hs if h.score >= threshold] for hs in hits]
+
+    # ------------------------------------------------------------------ suppression list
+    def suppress(self, embeddings: Sequence[Sequence[float]], model_id: str, request_id: str) -> int:
+        rows = [{"sid": uuid.uuid4().hex, "embedding": _vec(e), "model_id": str(model_id),
+                 "request_id": str(request_id)[:64], "created_at": int(time.time())} for e in embeddings]
+        return self.store.upsert(self.suppression, rows)
+
+    def suppressed_score(self, embeddings: Sequence[Sequence[float]], model_id: str,
+                         strong: bool = False) -> list[float]:
+        """For each embedding, the best similarity to a suppressed person of the same model (-1 if none)."""
+        if not embeddings:
+            return []
+        hits = self.store.search(self.suppression, [_vec(e) for e in embeddings], 1,
+                                 [Cond("model_id", "==", str(model_id))], strong=strong)
+        return [hs[0].score if hs else -1.0 for hs in hits]
+
+
+def _hex64(value: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise VectorStoreError(f"not a 64-hex id: {str(value)[:80]!r}", transient=False)
+    return value
