@@ -1,4 +1,4 @@
-"""Consent lifecycle commands: explain, forget, retention, audit."""
+"""Consent lifecycle commands: explain, forget, retention."""
 
 from __future__ import annotations
 
@@ -42,25 +42,4 @@ def sweep(ctx: CliContext, as_json: bool) -> None:
     not_built("retention sweep")
 
 
-@click.group("audit")
-def audit() -> None:
-    """The hash-chained audit log."""
-
-
-@audit.command("verify")
-@json_option
-@pass_ctx
-def verify(ctx: CliContext, as_json: bool) -> None:
-    """Check the audit chain. Example: consentry audit verify"""
-    not_built("audit verify")
-
-
-@audit.command("export")
-@json_option
-@pass_ctx
-def export(ctx: CliContext, as_json: bool) -> None:
-    """Export audit entries. Example: consentry audit export --since 2026-01-01"""
-    not_built("audit export")
-
-
-COMMANDS = [explain, forget, retention, audit]
+COMMANDS = [explain, forget, retention]
