@@ -10,6 +10,8 @@ from ..core.errors import ObjectNotFound
 from ..core.records import Provenance, url_key
 
 PROV_PREFIX = "provenance/"
+BY_SOURCE_PREFIX = "by-source/"
+BY_JOB_PREFIX = "by-job/"
 IMAGE_PREFIX = "images/"
 CROP_PREFIX = "crops/"
 
@@ -32,8 +34,28 @@ class ProvenanceStore:
 
     # ------------------------------------------------------------------------ provenance
     def put(self, prov: Provenance) -> None:
+        """Write the record, then its markers under by-source/ and by-job/ (listable by prefix)."""
         tags = {"source": prov.source_id, "job": prov.job_id, "decision": prov.decision.value}
         self.store.put(self.key(prov.key), prov.to_json(), content_type="application/json", tags=tags)
+        self.store.put(f"{BY_SOURCE_PREFIX}{prov.source_id}/{prov.key}", b"", content_type="text/plain")
+        self.store.put(f"{BY_JOB_PREFIX}{prov.job_id}/{prov.key}", b"", content_type="text/plain")
+
+    def keys_for_source(self, source_id: str) -> list[str]:
+        p = f"{BY_SOURCE_PREFIX}{source_id}/"
+        return [k[len(p):] for k in self.store.list(p)]
+
+    def keys_for_job(self, job_id: str) -> list[str]:
+        p = f"{BY_JOB_PREFIX}{job_id}/"
+        return [k[len(p):] for k in self.store.list(p)]
+
+    def remove(self, prov: Provenance) -> int:
+        """Delete a provenance record, its markers and its place in the by-bytes index. Returns objects deleted."""
+        keys = [self.key(prov.key), f"{BY_SOURCE_PREFIX}{prov.source_id}/{prov.key}",
+                f"{BY_JOB_PREFIX}{prov.job_id}/{prov.key}"]
+        self.store.delete_many(keys)
+        if prov.sha256:
+            self.remove_image_url(prov.sha256, prov.key)
+        return len(keys)
 
     def get(self, ukey: str) -> Provenance | None:
         try:

@@ -264,6 +264,7 @@ class Provenance(Record):
     faces: list[FaceRef] = Field(default_factory=list)
     duplicate_of: str | None = None  # url of the first sighting of the same bytes
     expires_at: datetime | None = None
+    erased_by: list[str] = Field(default_factory=list)  # erasure request ids / "retention" that redacted faces
     recorded_at: datetime = Field(default_factory=utcnow)
 
     @property
