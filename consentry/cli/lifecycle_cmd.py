@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import getpass
+from datetime import datetime
+from pathlib import Path
+
 import click
 
-from .common import CliContext, json_option, not_built, pass_ctx
+from .common import CliContext, emit_json, json_option, pass_ctx, table
+
+
+def local_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name (containers)
+        return "cli:unknown"
 
 
 @click.command("explain")
@@ -12,34 +23,115 @@ from .common import CliContext, json_option, not_built, pass_ctx
 @json_option
 @pass_ctx
 def explain(ctx: CliContext, url: str, as_json: bool) -> None:
-    """Why an image was or was not indexed. Example: consentry explain https://photos.example.org/a.jpg"""
-    not_built("explain")
+    """Why an image was or was not indexed: every signal checked, the basis, the decision, the faces.
+
+    Example: consentry explain https://photos.example.org/a.jpg
+    """
+    from .. import wiring
+    from ..indexer.explain import Explainer
+
+    s = ctx.settings
+    store = wiring.object_store(s)
+    e = Explainer(wiring.provenance(s, store), wiring.audit_log(s, store)).explain(url)
+    if as_json:
+        emit_json(e.to_dict())
+        return
+    click.echo(f"url:       {e.url}\npage:      {e.page_url}\nsource:    {e.source_id} (basis: {e.basis})")
+    click.echo(f"fetched:   {e.fetched_at or '-'}  status {e.http_status or '-'}  sha256 {e.sha256 or '-'}")
+    if e.duplicate_of:
+        click.echo(f"duplicate of: {e.duplicate_of}")
+    click.echo(f"decision:  {e.decision.upper()} — {e.reason}")
+    click.echo("signals checked:")
+    table([(sg["name"], sg["scope"], sg["value"], "OPT-OUT" if sg["opt_out"] else "ok") for sg in e.signals],
+          ["signal", "scope", "value", "effect"])
+    click.echo(f"faces indexed: {len(e.faces_indexed)}  {' '.join(f[:12] for f in e.faces_indexed)}")
+    if e.faces_erased:
+        click.echo(f"faces erased:  {len(e.faces_erased)}  {' '.join(f[:12] for f in e.faces_erased)}")
+    for er in e.erasures:
+        click.echo(f"  erased by {er['request_id']} ({er['action']}, {er.get('by') or ''}) at {er['at']}")
 
 
 @click.command("forget")
-@click.argument("photo", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--source", "source_name")
-@click.option("--url")
-@click.option("--job", "job_id")
+@click.argument("photo", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", "source_name", help="Erase everything that came from this source.")
+@click.option("--url", help="Erase everything that came from this image URL.")
+@click.option("--job", "job_id", help="Erase everything that came from this crawl job.")
 @json_option
 @pass_ctx
-def forget(ctx: CliContext, photo: str | None, source_name: str | None, url: str | None, job_id: str | None,
+def forget(ctx: CliContext, photo: Path | None, source_name: str | None, url: str | None, job_id: str | None,
            as_json: bool) -> None:
-    """Erase a person (by photo), a source, a job or a URL; prints the receipt. Example: consentry forget me.jpg"""
-    not_built("forget")
+    """Erase a person (by PHOTO), or a source, job or URL; prints the receipt.
+
+    By photo, every indexed face at or above the erasure threshold is deleted, the faces are
+    redacted in provenance, and the reference joins the suppression list so the person is not
+    indexed again. The photo itself is never stored.
+
+    \b
+    Example:
+      consentry forget me.jpg
+      consentry forget --source family
+    """
+    from .. import wiring
+    from ..core.errors import ConsentryError
+
+    chosen = [x for x in (photo, source_name, url, job_id) if x]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of PHOTO, --source, --url, --job")
+    s = ctx.settings
+    er = wiring.eraser(s, with_model=photo is not None)
+    actor = local_actor()
+    if photo is not None:
+        r = er.forget_photo(photo.read_bytes(), actor)
+    elif source_name:
+        r = er.forget_source(source_name, actor)
+    elif job_id:
+        r = er.forget_job(job_id, actor)
+    else:
+        r = er.forget_url(url, actor)
+    if as_json:
+        emit_json(r.to_dict())
+    else:
+        click.echo(f"erasure receipt {r.request_id}  ({r.by}: {r.target})")
+        click.echo(f"  matched faces: {len(r.matched_face_ids)}")
+        for k, v in sorted(r.deleted.items()):
+            click.echo(f"  {k}: {v}")
+        v = r.verification
+        click.echo(f"  verification: {'ok' if v.get('ok') else 'FAILED'} — {v.get('remaining')} remaining "
+                   f"({v.get('method')})")
+    if not r.verification.get("ok"):
+        raise ConsentryError(f"erasure {r.request_id} left {r.verification.get('remaining')} items behind")
 
 
 @click.group("retention")
 def retention() -> None:
-    """Retention enforcement."""
+    """Retention enforcement: faces are deleted when their source's retention period ends."""
 
 
 @retention.command("sweep")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Sweep as if it were this time (default: now).")
+@click.option("--dry-run", is_flag=True, help="Only count what has expired.")
 @json_option
 @pass_ctx
-def sweep(ctx: CliContext, as_json: bool) -> None:
-    """Delete faces past their expiry. Example: consentry retention sweep"""
-    not_built("retention sweep")
+def sweep(ctx: CliContext, as_of: datetime | None, dry_run: bool, as_json: bool) -> None:
+    """Delete faces past their expiry, redact their provenance, and log what was done.
+
+    Example: consentry retention sweep --dry-run
+    """
+    from .. import wiring
+    from ..indexer.retention import RetentionSweeper
+
+    s = ctx.settings
+    store = wiring.object_store(s)
+    now = as_of.timestamp() if as_of else None
+    rep = RetentionSweeper(wiring.face_index(s), wiring.provenance(s, store), wiring.audit_log(s, store)).sweep(
+        now=now, actor=local_actor(), dry_run=dry_run)
+    if as_json:
+        emit_json(rep.to_dict())
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"retention sweep as of {rep.as_of}: {verb} {rep.expired_faces} expired faces "
+                   f"{'' if dry_run else rep.deleted}")
 
 
 COMMANDS = [explain, forget, retention]

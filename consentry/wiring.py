@@ -1,0 +1,99 @@
+"""The one place that turns Settings into components (the composition root).
+
+CLI commands, the API and the Ray workers call these; components themselves only take typed values.
+Heavy imports stay inside the functions so `consentry --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .core.settings import Settings
+
+if TYPE_CHECKING:
+    from .catalog import JobStore, ProvenanceStore, SourceRegistry
+    from .clients.broker import KafkaBroker
+    from .clients.objectstore import S3ObjectStore
+    from .clients.vectors import MilvusVectorStore
+    from .indexer import FaceIndex
+    from .indexer.audit import AuditLog
+    from .indexer.erasure import Eraser
+
+
+def object_store(s: Settings) -> "S3ObjectStore":
+    from .clients.objectstore import S3Config, S3ObjectStore
+
+    return S3ObjectStore(S3Config.from_settings(s))
+
+
+def broker(s: Settings) -> "KafkaBroker":
+    from .clients.broker import KafkaBroker, KafkaConfig
+
+    return KafkaBroker(KafkaConfig.from_settings(s))
+
+
+def vector_store(s: Settings) -> "MilvusVectorStore":
+    from .clients.vectors import MilvusVectorStore
+
+    return MilvusVectorStore(s.milvus_uri, s.milvus_token.get_secret_value() if s.milvus_token else None)
+
+
+def face_index(s: Settings) -> "FaceIndex":
+    from .indexer import FaceIndex, IndexConfig
+
+    return FaceIndex(vector_store(s), IndexConfig.from_settings(s))
+
+
+def face_model(s: Settings):  # noqa: ANN201
+    from .faces import ModelConfig, load_model
+
+    return load_model(ModelConfig.from_settings(s))
+
+
+def sources(s: Settings, store=None) -> "SourceRegistry":  # noqa: ANN001
+    from .catalog import SourceRegistry
+
+    return SourceRegistry(store or object_store(s))
+
+
+def jobs(s: Settings, store=None) -> "JobStore":  # noqa: ANN001
+    from .catalog import JobStore
+
+    return JobStore(store or object_store(s))
+
+
+def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
+    from .catalog import ProvenanceStore
+
+    return ProvenanceStore(store or object_store(s))
+
+
+def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
+    from .indexer.audit import AuditLog
+
+    return AuditLog(store or object_store(s))
+
+
+def erasure_publisher(s: Settings):  # noqa: ANN201
+    """A callable publishing ErasureEvents on the erasures topic (flushed per event)."""
+    b = broker(s)
+
+    def publish(event) -> None:  # noqa: ANN001
+        p = b.producer()
+        try:
+            key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
+            p.send(s.topic_erasures, key, event.to_json())
+            p.flush()
+        finally:
+            p.close()
+
+    return publish
+
+
+def eraser(s: Settings, with_model: bool = True, publish: bool = True) -> "Eraser":
+    from .indexer.erasure import Eraser
+
+    store = object_store(s)
+    return Eraser(face_index(s), provenance(s, store), store, audit_log(s, store),
+                  erasure_threshold=s.erasure_threshold, model=face_model(s) if with_model else None,
+                  publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels)

@@ -1,0 +1,74 @@
+"""Indexing helpers for lifecycle tests: photos become faces + provenance the way ingest writes them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from consentry.catalog import ProvenanceStore
+from consentry.clients.objectstore import MemoryObjectStore, S3Config, S3ObjectStore
+from consentry.clients.vectors import MemoryVectorStore, MilvusVectorStore
+from consentry.core.records import Basis, Decision, Face, FaceRef, Provenance, sha256_hex, url_key
+from consentry.faces import ModelConfig, load_model
+from consentry.imaging import decode
+from consentry.indexer import FaceIndex, IndexConfig
+from consentry.indexer.audit import AuditLog
+
+
+@dataclass
+class World:
+    index: FaceIndex
+    provenance: ProvenanceStore
+    store: object
+    audit: AuditLog
+    model: object
+
+    def add(self, url: str, data: bytes, source: str = "src-a", job: str = "job-1", expires_in: float = 3600,
+            now: float | None = None) -> Provenance:
+        """Detect, embed and write one image like the ingest writer does."""
+        now = time.time() if now is None else now
+        sha = sha256_hex(data)
+        faces = self.model.analyze(decode(data).bgr)
+        rows, refs = [], []
+        for f in faces:
+            fid = Face.make_id(sha, f.bbox, self.model.model_id)
+            rows.append(Face(face_id=fid, embedding=f.embedding.tolist(), image_sha256=sha, url_key=url_key(url),
+                             bbox=f.bbox, det_score=f.score, source_id=source, job_id=job,
+                             model_id=self.model.model_id, ingested_at=int(now), expires_at=int(now + expires_in)))
+            refs.append(FaceRef(face_id=fid, bbox=f.bbox, score=f.score))
+        self.index.upsert(rows)
+        prov = Provenance(url=url, page_url=url.rsplit("/", 1)[0] + "/", job_id=job, source_id=source,
+                          basis=Basis.CONSENT, sha256=sha, decision=Decision.INDEX, reason="allowed",
+                          model_id=self.model.model_id, faces=refs)
+        self.provenance.put(prov)
+        self.provenance.add_image_url(sha, prov.key)
+        return prov
+
+
+def make_world(kind: str, request: pytest.FixtureRequest) -> World:
+    model = load_model(ModelConfig())
+    if kind == "memory":
+        store = MemoryObjectStore()
+        vs = MemoryVectorStore()
+        cfg = IndexConfig()
+    else:
+        s = request.getfixturevalue("settings")
+        store = S3ObjectStore(S3Config.from_settings(s))
+        vs = MilvusVectorStore(s.milvus_uri)
+        cfg = IndexConfig.from_settings(s)
+        for k in list(store.list("audit/")):
+            store.delete(k)
+    return World(FaceIndex(vs, cfg), ProvenanceStore(store), store, AuditLog(store), model)
+
+
+@pytest.fixture(params=["real", "memory"])
+def world(request: pytest.FixtureRequest) -> World:
+    """The same tests on the real servers and on the in-memory fakes."""
+    return make_world(request.param, request)
+
+
+@pytest.fixture
+def real_world(request: pytest.FixtureRequest) -> World:
+    return make_world("real", request)
