@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -124,6 +124,8 @@ class VectorStore(Protocol):
     def query(self, spec: CollectionSpec, where: Sequence[Cond], output_fields: Sequence[str] = (),
               limit: int = 16384, strong: bool = False) -> list[dict[str, Any]]: ...
     def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int: ...
+    def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
+                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]: ...
     def drop(self, spec: CollectionSpec) -> None: ...
     def ping(self) -> bool: ...
 
@@ -295,6 +297,22 @@ class MilvusVectorStore:
         res = self._call("count", self.client.query, spec.name, **kw)
         return int(res[0]["count(*)"]) if res else 0
 
+    def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
+                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]:
+        """Every matching row, in batches (query_iterator: no 16384-row query window)."""
+        self.ensure_collection(spec)
+        expr = render(spec, where) or f'{spec.primary.name} != ""'
+        it = self._call("query_iterator", self.client.query_iterator, spec.name, batch_size=batch, filter=expr,
+                        output_fields=list(output_fields) or [spec.primary.name])
+        try:
+            while True:
+                rows = self._call("query_iterator.next", it.next)
+                if not rows:
+                    return
+                yield list(rows)
+        finally:
+            it.close()
+
     def drop(self, spec: CollectionSpec) -> None:
         c = self.client
         if self._call("has_collection", c.has_collection, spec.name):
@@ -389,6 +407,12 @@ class MemoryVectorStore:
 
     def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int:
         return len(self.query(spec, where, limit=10**9))
+
+    def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
+                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]:
+        rows = self.query(spec, where, output_fields, limit=10**9)
+        for i in range(0, len(rows), batch):
+            yield rows[i:i + batch]
 
     def drop(self, spec: CollectionSpec) -> None:
         self.collections.pop(spec.name, None)

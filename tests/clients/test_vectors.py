@@ -73,3 +73,13 @@ def test_injection_is_a_literal_on_real_milvus(stack):
     assert vs.count(sp, [Cond("src", "==", 'a" or src != "')]) == 0
     assert vs.count(sp, [Cond("src", "==", "a")]) == 1
     vs.drop(sp)
+
+
+def test_iterate_pages_past_the_query_window(store_and_uri):
+    vs = store_and_uri
+    sp = spec(f"c_{uuid.uuid4().hex[:8]}", dim=4)
+    rows = [{"id": f"f{i}", "v": [1.0, float(i), 0.5, 0.25], "src": "a", "n": i} for i in range(2500)]
+    vs.upsert(sp, rows)
+    seen = [r["id"] for batch in vs.iterate(sp, ["id", "n"], batch=1000) for r in batch]
+    assert sorted(seen) == sorted(r["id"] for r in rows)
+    vs.drop(sp)
