@@ -37,15 +37,16 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def _describe(data: bytes) -> str:
-    head = data[:256].lstrip().lower()
+def describe_non_image(data: bytes) -> tuple[str, str]:
+    """(what the bytes are, a reason code) for bytes :func:`sniff` did not recognise."""
+    head = data[:512].lstrip().lower()
     if not data:
-        return "empty body"
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-        return "HTML, not an image"
-    if head.startswith(b"<?xml") or b"<svg" in head:
-        return "SVG/XML, not a raster image"
-    return "unrecognised bytes, not an image"
+        return "empty body", "empty"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head or b"<body" in head:
+        return "HTML, not an image", "html-not-image"
+    if b"<svg" in head or (head.startswith(b"<?xml") and b"svg" in data[:4096].lower()):
+        return "SVG, not a raster image (vector images are not processed)", "svg-not-raster"
+    return "unrecognised bytes, not a supported image format", "not-an-image"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def decode(data: bytes, max_pixels: int = 40_000_000, min_side: int = 1) -> Deco
 
     fmt = sniff(data)
     if fmt is None:
-        raise ImageRejected(f"{_describe(data)}", reason="not-an-image" if data else "empty")
+        what, reason = describe_non_image(data)
+        raise ImageRejected(what, reason=reason)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

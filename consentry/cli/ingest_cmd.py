@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
 
-from .common import CliContext, not_built, pass_ctx
+from .common import CliContext, emit_json, json_option, pass_ctx, table
+
+RATE_KEYS = ("records", "fetched", "indexed", "faces", "refused", "dlq")
 
 
 @click.group("ingest")
@@ -13,12 +23,103 @@ def ingest() -> None:
 
 
 @ingest.command("run")
-@click.option("--workers", type=int, help="Number of Ray worker actors.")
-@click.option("--until-idle", is_flag=True, help="Exit when the images topic is drained.")
+@click.option("--workers", type=int, help="Number of worker actors (default: ingest_workers setting).")
+@click.option("--until-idle", is_flag=True, help="Exit once every worker has had nothing to do for "
+              "ingest_idle_seconds while holding its partitions.")
+@click.option("--no-ray", is_flag=True, help="Run the workers as threads of this process (debugging).")
+@click.option("--idle-seconds", type=float, help="Override ingest_idle_seconds for --until-idle.")
+@click.option("--interval", type=float, default=5.0, show_default=True,
+              help="Seconds between throughput lines on stderr.")
+@json_option
 @pass_ctx
-def run(ctx: CliContext, workers: int | None, until_idle: bool) -> None:
-    """Consume image candidates until stopped. Example: consentry ingest run --workers 2 --until-idle"""
-    not_built("ingest run")
+def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, idle_seconds: float | None,
+        interval: float, as_json: bool) -> None:
+    """Consume image candidates until stopped (Ctrl-C / SIGTERM finish the batch in flight, commit, close).
+
+    Throughput (counts and per-second rates of records, fetched, indexed, faces, refusals by reason
+    and dead letters) is printed to stderr while running; the totals are printed at the end.
+
+    \b
+    Example:
+      consentry ingest run --workers 2 --until-idle
+      consentry ingest run --no-ray --until-idle --json
+    """
+    from ..ingest.runner import IdlePolicy, ThreadPool, drive
+    from ..ingest.wiring import build_worker, prepare_stack
+
+    s = ctx.settings
+    n = workers or s.ingest_workers
+    prepare_stack(s)
+    if no_ray:
+        pool: Any = ThreadPool(lambda _k: build_worker(s), n)
+    else:
+        from ..ingest.raypool import RayPool, init_ray
+
+        init_ray(s, n)
+        pool = RayPool(s, n)
+    stop = threading.Event()
+    started = time.monotonic()
+    with _stop_on_signals(stop):
+        totals = drive(pool, stop, until_idle, IdlePolicy(idle_seconds or s.ingest_idle_seconds),
+                       on_tick=_Throughput(interval), tick_s=1.0)
+    totals["seconds"] = round(time.monotonic() - started, 1)
+    totals["mode"] = "threads" if no_ray else "ray"
+    if as_json:
+        emit_json(totals)
+        return
+    rows = [(k, totals.get(k, 0)) for k in RATE_KEYS]
+    rows += [(f"refused/{r}", c) for r, c in sorted(totals.get("refused_by_reason", {}).items())]
+    rows += [(f"errors/{e}", c) for e, c in sorted(totals.get("errors_by_class", {}).items())]
+    rows.append(("seconds", totals["seconds"]))
+    table(rows, ["ingest", "count"])
+
+
+class _Throughput:
+    """Prints a throughput line to stderr every ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last_t = time.monotonic()
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, stats: dict[str, Any]) -> None:
+        now = time.monotonic()
+        dt = now - self.last_t
+        if dt < self.interval:
+            return
+        parts = []
+        for k in RATE_KEYS:
+            v = stats.get(k, 0)
+            parts.append(f"{k} {v} ({(v - self.last.get(k, 0)) / dt:.1f}/s)")
+        reasons = ", ".join(f"{r} {c}" for r, c in sorted(stats.get("refused_by_reason", {}).items()))
+        line = " · ".join(parts) + (f" · refused by reason: {reasons}" if reasons else "")
+        click.echo(f"ingest: {line}", err=True)
+        self.last_t, self.last = now, dict(stats)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (graceful); a second SIGINT interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        click.echo(f"ingest: {signal.Signals(signum).name}: finishing the batch in flight, then stopping",
+                   err=True)
+        stop.set()
+
+    old: dict[int, Callable[..., Any] | int | None] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)
+        sys.stderr.flush()
 
 
 COMMANDS = [ingest]

@@ -9,5 +9,7 @@ onnxruntime and insightface are imported only when a model is loaded.
 """
 
 from .model import DetectedFace, FaceModel, HashFaceModel, ModelConfig, decode_image_bytes, load_model
+from .packs import PACKS, fetch_yunet_sface
 
-__all__ = ["DetectedFace", "FaceModel", "HashFaceModel", "ModelConfig", "decode_image_bytes", "load_model"]
+__all__ = ["PACKS", "DetectedFace", "FaceModel", "HashFaceModel", "ModelConfig", "decode_image_bytes",
+           "fetch_yunet_sface", "load_model"]

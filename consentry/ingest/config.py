@@ -1,0 +1,52 @@
+"""Typed values the ingest stages take at construction (read from Settings once, in one place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    user_agent: str
+    timeout_s: float = 15.0
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
+    allow_private: bool = False
+    robots_token: str = "consentry"
+    attempts: int = 2  # tries for a transient fetch failure (timeout, connection reset, 5xx, 429)
+
+    @classmethod
+    def from_settings(cls, s) -> "FetchConfig":  # noqa: ANN001 - Settings
+        return cls(user_agent=s.user_agent, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes,
+                   max_redirects=s.fetch_max_redirects, allow_private=s.allow_private_networks,
+                   robots_token=s.crawl_robots_token)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What one IngestWorker needs besides its clients."""
+
+    topic_images: str
+    topic_dlq: str
+    group: str
+    fetch: FetchConfig
+    max_pixels: int = 40_000_000
+    min_side: int = 32
+    suppression_threshold: float = 0.45
+    retention_max_days: int = 1095
+    store_crops: bool = False
+    max_poll_records: int = 16
+    poll_timeout_s: float = 1.0
+    fetch_concurrency: int = 4
+    embed_batch: int = 16  # images per analyze_batch call
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_settings(cls, s) -> "IngestConfig":  # noqa: ANN001 - Settings
+        return cls(topic_images=s.topic_images, topic_dlq=s.topic_dlq, group=s.kafka_consumer_group,
+                   fetch=FetchConfig.from_settings(s), max_pixels=s.image_max_pixels, min_side=s.image_min_side,
+                   suppression_threshold=s.suppression_threshold, retention_max_days=s.retention_max_days,
+                   store_crops=s.s3_store_crops, max_poll_records=s.kafka_max_poll_records,
+                   retry=RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s))

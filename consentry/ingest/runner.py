@@ -1,0 +1,179 @@
+"""Running workers: the poll loop of one worker, and the driver that watches several.
+
+- :class:`WorkerLoop` polls its IngestWorker until stopped, finishing the in-flight batch first
+  (offsets committed, consumer closed), and reports whether it is idle.
+- :func:`drive` watches a pool (threads here, Ray actors in :mod:`.raypool`), calls ``on_tick``
+  with the merged stats once a tick, and returns on stop or, with ``until_idle``, when every worker
+  has polled nothing for ``idle_seconds`` while holding its partition assignment. Nothing relies on
+  ``end_offsets`` (wrong on tansu): idleness is observed, not computed from lag.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..core.errors import BrokerError, ConsentryError, DependencyError
+from .metrics import merge
+from .worker import IngestWorker
+
+log = logging.getLogger("consentry.ingest.runner")
+
+
+class WorkerLoop:
+    def __init__(self, worker: IngestWorker, name: str = "worker-0", clock: Callable[[], float] = time.monotonic) -> None:
+        self.worker = worker
+        self.name = name
+        self.clock = clock
+        self.started = clock()
+        self.last_activity = clock()
+        self.assignment: frozenset[tuple[str, int]] = frozenset()
+        self.running = False
+        self.error: str | None = None
+        self.fatal = False
+        self._lock = threading.Lock()
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll and process until ``stop`` is set; a fatal error is kept in ``error`` and ends the loop."""
+        self.running = True
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                try:
+                    outcome = self.worker.poll_once()
+                    backoff = 0.5
+                except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
+                    log.warning("%s: poll failed: %s", self.name, exc)
+                    with self._lock:
+                        self.last_activity = self.clock()
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                self._observe(outcome.records)
+        except (ConsentryError, Exception) as exc:  # non-transient dependency errors, bugs: stop loudly
+            kind = "dependency" if isinstance(exc, DependencyError) else type(exc).__name__
+            log.exception("%s stopped by a fatal %s error", self.name, kind)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.fatal = True
+        finally:
+            try:
+                self.worker.close()
+            finally:
+                self.running = False
+
+    def _observe(self, records: int) -> None:
+        try:
+            assignment = frozenset(self.worker.consumer.assignment())
+        except Exception:  # noqa: BLE001 - a status read must not kill the loop
+            assignment = self.assignment
+        with self._lock:
+            if records or assignment != self.assignment:
+                self.last_activity = self.clock()
+            self.assignment = assignment
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        with self._lock:
+            return {"name": self.name, "pid": os.getpid(), "running": self.running, "error": self.error,
+                    "assigned": len(self.assignment), "idle_s": now - self.last_activity,
+                    "uptime_s": now - self.started, "stats": self.worker.stats.snapshot()}
+
+
+class Pool(Protocol):
+    def start(self) -> None: ...
+    def statuses(self) -> list[dict[str, Any] | None]: ...  # None: the worker is unreachable right now
+    def stop(self, timeout_s: float) -> list[dict[str, Any] | None]: ...
+
+
+class ThreadPool:
+    """Workers as threads of this process (``--no-ray``): for debugging and fast tests."""
+
+    def __init__(self, build: Callable[[int], IngestWorker], workers: int) -> None:
+        self.build = build
+        self.n = workers
+        self.loops: list[WorkerLoop] = []
+        self.threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        for k in range(self.n):
+            loop = WorkerLoop(self.build(k), name=f"worker-{k}")
+            t = threading.Thread(target=loop.run, args=(self._stop,), name=f"ingest-{k}", daemon=True)
+            self.loops.append(loop)
+            self.threads.append(t)
+            t.start()
+
+    def statuses(self) -> list[dict[str, Any] | None]:
+        return [loop.status() for loop in self.loops]
+
+    def stop(self, timeout_s: float = 60.0) -> list[dict[str, Any] | None]:
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return self.statuses()
+
+
+@dataclass(frozen=True)
+class IdlePolicy:
+    idle_seconds: float
+    join_grace_s: float = 20.0  # a worker that never gets partitions (more workers than partitions) counts
+    #                             as idle after idle_seconds + this long
+
+
+def is_idle(status: dict[str, Any] | None, policy: IdlePolicy) -> bool:
+    if status is None or not status.get("running"):
+        return False
+    if status["assigned"]:
+        return status["idle_s"] >= policy.idle_seconds
+    return status["uptime_s"] >= policy.idle_seconds + policy.join_grace_s and status["idle_s"] >= policy.idle_seconds
+
+
+class WorkerFailed(ConsentryError):
+    reason = "worker-failed"
+
+
+def drive(pool: Pool, stop: threading.Event, until_idle: bool, policy: IdlePolicy,
+          on_tick: Callable[[dict[str, Any]], None] | None = None, tick_s: float = 1.0,
+          stop_timeout_s: float = 120.0, unreachable_timeout_s: float = 180.0) -> dict[str, Any]:
+    """Run the pool until ``stop`` is set or (``until_idle``) all workers are idle; stop it; return stats.
+
+    Raises WorkerFailed when a worker reports a fatal error or stays unreachable (a Ray actor that
+    is not coming back) for ``unreachable_timeout_s``.
+    """
+    pool.start()
+    unreachable: dict[int, float] = {}
+    try:
+        while not stop.wait(tick_s):
+            statuses = pool.statuses()
+            failed = [s for s in statuses if s is not None and s.get("error")]
+            if failed:
+                raise WorkerFailed(f"{failed[0]['name']} failed: {failed[0]['error']}")
+            now = time.monotonic()
+            for k, st in enumerate(statuses):
+                if st is None:
+                    if now - unreachable.setdefault(k, now) > unreachable_timeout_s:
+                        raise WorkerFailed(f"worker {k} unreachable for {unreachable_timeout_s:.0f}s")
+                else:
+                    unreachable.pop(k, None)
+            if on_tick is not None:
+                on_tick(summary(statuses))
+            if until_idle and all(is_idle(s, policy) for s in statuses):
+                log.info("every worker idle for %.1fs: stopping", policy.idle_seconds)
+                break
+    finally:
+        final = pool.stop(stop_timeout_s)
+    return summary(final)
+
+
+def summary(statuses: list[dict[str, Any] | None]) -> dict[str, Any]:
+    live = [s for s in statuses if s is not None]
+    out = merge([s["stats"] for s in live])
+    out["workers"] = len(statuses)
+    out["workers_reachable"] = len(live)
+    return out

@@ -1,0 +1,38 @@
+"""Ingest test fixtures: a local image site, and one session-scoped Ray (fractional CPUs, timeouts)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .site import Site
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    s = Site().start()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the whole session: 2 CPUs, small object store, no dashboard, own temp dir.
+
+    A local ray.init picks free ports (never Redis's 6379) and is shut down with ray.shutdown(),
+    which stops only this session's Ray processes.
+    """
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    import ray
+
+    base = int(os.environ.get("CONSENTRY_TEST_PORT_BASE", "29000"))
+    ray.init(num_cpus=2, object_store_memory=128 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
+             namespace=f"consentry-test-{base}", _temp_dir=f"/tmp/cray{base}")
+    try:
+        yield
+    finally:
+        ray.shutdown()
