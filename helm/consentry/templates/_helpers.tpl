@@ -271,3 +271,10 @@ spec:
   volumes:
     {{- include "consentry.volumes" $ | nindent 4 }}
 {{- end -}}
+
+{{/* The face-model device of ingest: `model.device` when the ingest actors reserve GPUs
+     (ingest.workerGpus > 0), else cpu. The driver passes its settings to the actors, so the
+     driver and the GPU worker pods carry it; everything else uses cpu. */}}
+{{- define "consentry.ingestDevice" -}}
+{{- ternary .Values.model.device "cpu" (gt (float64 .Values.ingest.workerGpus) 0.0) -}}
+{{- end -}}
