@@ -3,6 +3,7 @@ against the real Settings model, probes, autoscaling, the GPU worker group, the 
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 
@@ -91,7 +92,7 @@ def test_configmap_is_a_valid_settings_environment(docs, monkeypatch, tmp_path):
                 "CONSENTRY_KAFKA_SECURITY_PROTOCOL", "CONSENTRY_INGEST_WORKERS", "CONSENTRY_INGEST_WORKER_GPUS",
                 "CONSENTRY_API_PORT", "CONSENTRY_LOG_JSON"):
         assert key in cm["data"], key
-    for key in [k for k in list(__import__("os").environ) if k.startswith("CONSENTRY_")]:
+    for key in [k for k in os.environ if k.startswith("CONSENTRY_")]:
         monkeypatch.delenv(key)
     for key, value in cm["data"].items():
         monkeypatch.setenv(key, value)
