@@ -2,29 +2,106 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-from .common import CliContext, json_option, not_built, pass_ctx
+from .common import CliContext, emit_json, json_option, pass_ctx, table
+
+EXIT_STOPPED = 130
 
 
 @click.group("crawl")
 def crawl() -> None:
-    """Start, watch, stop and resume crawl jobs."""
+    """Start, watch, stop and resume crawl jobs.
+
+    \b
+    Example:
+      consentry crawl start --source family --seed https://photos.example.org/ --max-pages 500
+      consentry crawl list
+    """
+
+
+def _launcher(ctx: CliContext):  # noqa: ANN202
+    from .. import wiring
+    from ..crawler import CrawlLauncher
+
+    return CrawlLauncher(ctx.settings, wiring.object_store(ctx.settings))
+
+
+def _summary(stats: dict[str, Any], refusals: dict[str, int]) -> str:
+    refused = sum(refusals.values())
+    why = ", ".join(f"{k} {v}" for k, v in sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0])))
+    return (f"pages {stats.get('pages', 0)} · images found {stats.get('images_found', 0)} · "
+            f"published {stats.get('published', 0)} · refused {refused}" + (f" ({why})" if why else ""))
+
+
+def _run_foreground(ctx: CliContext, launcher, job_id: str, proc, as_json: bool) -> None:  # noqa: ANN001
+    """Wait for the crawl with a live status line; finish with the job's outcome and exit code."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    from ..core.records import JobState
+    from ..crawler.launcher import failure_error
+
+    console = Console(stderr=True)
+    if console.is_terminal and not as_json:
+        with Live(Text(f"crawl {job_id}: starting …"), console=console, transient=True, refresh_per_second=4) as live:
+            job, rc = launcher.wait(job_id, proc, on_progress=lambda p: live.update(
+                Text(f"crawl {job_id}: " + _summary(p.get("stats", {}), p.get("refusals", {})))))
+    else:
+        job, rc = launcher.wait(job_id, proc)
+    view = launcher.view(job)
+    if as_json:
+        emit_json(view.to_dict())
+    else:
+        click.echo(f"{job.state.value}: " + _summary(job.stats, job.refusals))
+    if job.state is JobState.FINISHED:
+        return
+    if job.state is JobState.STOPPED:
+        click.echo(f"crawl job {job_id} stopped; continue it with `consentry crawl resume {job_id}`", err=True)
+        raise click.exceptions.Exit(EXIT_STOPPED)
+    raise failure_error(job, rc if rc is not None else 1)
 
 
 @crawl.command("start")
-@click.option("--source", "source_name", required=True, help="A registered source.")
+@click.option("--source", "source_name", help="A registered source (or `source:` in the job file).")
 @click.option("--seed", "seeds", multiple=True, help="Start URL (repeatable); must fall under the source's match.")
-@click.option("--max-pages", type=int)
-@click.option("--depth", type=int)
-@click.option("--job-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--max-pages", type=click.IntRange(min=1), help="Most pages to fetch (default: crawl_max_pages).")
+@click.option("--depth", type=click.IntRange(min=0), help="Link depth from the seeds (default: crawl_depth).")
+@click.option("--job-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML job spec: source, seeds, allowed, max_pages, depth, concurrency_per_domain, "
+                   "download_delay, schedule (options given here win).")
 @click.option("--detach", is_flag=True, help="Run in the background and return at once.")
 @json_option
 @pass_ctx
-def start(ctx: CliContext, source_name: str, seeds: tuple[str, ...], max_pages: int | None, depth: int | None,
-          job_file: str | None, detach: bool, as_json: bool) -> None:
-    """Start a crawl job; prints its id. Example: consentry crawl start --source family --seed https://photos.example.org/"""
-    not_built("crawl start")
+def start(ctx: CliContext, source_name: str | None, seeds: tuple[str, ...], max_pages: int | None,
+          depth: int | None, job_file: Path | None, detach: bool, as_json: bool) -> None:
+    """Start a crawl job over a registered source; prints its id.
+
+    Seeds outside the source's match, and sources with basis `none`, are refused. By default the
+    crawl runs in the foreground with a live status line and the command returns when it ends
+    (exit 0 finished, 130 stopped, 4 broker unavailable, 1 failed); Ctrl-C stops it gracefully.
+
+    Example: consentry crawl start --source family --seed https://photos.example.org/ --max-pages 200
+    """
+    launcher = _launcher(ctx)
+    job = launcher.plan(source_name, list(seeds), max_pages=max_pages, depth=depth, job_file=job_file)
+    proc = launcher.spawn(job.id)
+    if detach:
+        if as_json:
+            emit_json({"id": job.id, "state": "running", "pid": proc.pid,
+                       "job_dir": str(launcher.view(job).jobdir.path)})
+        else:
+            click.echo(job.id)
+        return
+    if not as_json:
+        click.echo(job.id)
+        sys.stdout.flush()
+    _run_foreground(ctx, launcher, job.id, proc, as_json)
 
 
 @crawl.command("status")
@@ -32,33 +109,87 @@ def start(ctx: CliContext, source_name: str, seeds: tuple[str, ...], max_pages: 
 @json_option
 @pass_ctx
 def status(ctx: CliContext, job_id: str, as_json: bool) -> None:
-    """Show a job's progress and refusals. Example: consentry crawl status JOB_ID"""
-    not_built("crawl status")
+    """Show a job's state, progress and refusals by reason. Example: consentry crawl status JOB_ID"""
+    view = _launcher(ctx).view(job_id)
+    if as_json:
+        emit_json(view.to_dict())
+        return
+    stats, refusals = view.counters()
+    job = view.job
+    lines = [("job", job.id), ("source", job.source_id), ("state", view.state + (f" (pid {view.pid})" if view.pid else "")),
+             ("seeds", " ".join(job.seeds)), ("limits", f"max pages {job.max_pages}, depth {job.depth}, "
+                                                        f"{job.concurrency_per_domain}/domain, delay {job.download_delay}s"),
+             ("pages crawled", stats.get("pages", 0)), ("images found", stats.get("images_found", 0)),
+             ("images published", stats.get("published", 0)),
+             ("refused", f"{stats.get('refused_pages', 0)} pages, {stats.get('refused_requests', 0)} requests, "
+                         f"{stats.get('refused_images', 0)} images"),
+             ("updated", f"{job.updated_at:%Y-%m-%d %H:%M:%S}Z"), ("job dir", view.jobdir.path)]
+    if job.error:
+        lines.append(("error", job.error))
+    for label, value in lines:
+        click.echo(f"{label:>16}: {value}")
+    if refusals:
+        click.echo("")
+        table(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0])), ["refused because", "count"])
 
 
 @crawl.command("list")
 @json_option
 @pass_ctx
 def list_(ctx: CliContext, as_json: bool) -> None:
-    """List jobs. Example: consentry crawl list"""
-    not_built("crawl list")
+    """List crawl jobs, oldest first. Example: consentry crawl list --json"""
+    views = _launcher(ctx).list()
+    if as_json:
+        emit_json([v.to_dict() for v in views])
+        return
+    if not views:
+        click.echo("no crawl jobs (start one with `consentry crawl start`)")
+        return
+    rows = []
+    for v in views:
+        stats, refusals = v.counters()
+        rows.append((v.job.id, v.job.source_id, v.state, stats.get("pages", 0), stats.get("published", 0),
+                     sum(refusals.values()), f"{v.job.updated_at:%Y-%m-%d %H:%M}"))
+    table(rows, ["job", "source", "state", "pages", "published", "refused", "updated"])
 
 
 @crawl.command("stop")
 @click.argument("job_id")
+@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for the crawl to stop.")
+@json_option
 @pass_ctx
-def stop(ctx: CliContext, job_id: str) -> None:
-    """Stop a running job (it can be resumed). Example: consentry crawl stop JOB_ID"""
-    not_built("crawl stop")
+def stop(ctx: CliContext, job_id: str, timeout_s: float, as_json: bool) -> None:
+    """Stop a running job gracefully (it can be resumed). Example: consentry crawl stop JOB_ID"""
+    launcher = _launcher(ctx)
+    job = launcher.stop(job_id, timeout_s)
+    if as_json:
+        emit_json(launcher.view(job).to_dict())
+    else:
+        click.echo(f"{job.id} {job.state.value}: " + _summary(job.stats, job.refusals))
 
 
 @crawl.command("resume")
 @click.argument("job_id")
-@click.option("--detach", is_flag=True)
+@click.option("--detach", is_flag=True, help="Run in the background and return at once.")
+@json_option
 @pass_ctx
-def resume(ctx: CliContext, job_id: str, detach: bool) -> None:
-    """Resume a stopped job where it left off. Example: consentry crawl resume JOB_ID"""
-    not_built("crawl resume")
+def resume(ctx: CliContext, job_id: str, detach: bool, as_json: bool) -> None:
+    """Resume a stopped, interrupted or failed job where it left off (on the machine that ran it).
+
+    Nothing already published is published again.
+
+    Example: consentry crawl resume JOB_ID
+    """
+    launcher = _launcher(ctx)
+    proc = launcher.resume(job_id)
+    if detach:
+        if as_json:
+            emit_json({"id": job_id, "state": "running", "pid": proc.pid})
+        else:
+            click.echo(job_id)
+        return
+    _run_foreground(ctx, launcher, job_id, proc, as_json)
 
 
 COMMANDS = [crawl]

@@ -215,7 +215,7 @@ class KafkaBroker:
         from kafka.admin import KafkaAdminClient
 
         try:
-            admin = KafkaAdminClient(request_timeout_ms=3000, **{**self.cfg.common(), "request_timeout_ms": 3000})
+            admin = KafkaAdminClient(**{**self.cfg.common(), "request_timeout_ms": 3000, "bootstrap_timeout_ms": 3000})
             admin.list_topics()
             admin.close()
             return True

@@ -1,0 +1,95 @@
+"""The consent gate: what a page yields becomes ImageCandidate records only if no opt-out applies.
+
+For each page: its signals (robots tags, TDM; gathered by the downloader middlewares) decide
+whether any of its images may be published; a refused page is counted once with its reason and
+its images are withheld. For each image: it must be on one of the job's hosts (``offsite-image``
+otherwise: an operator's source does not cover a third party's files), robots.txt must allow its
+URL, and tdmrep.json must not reserve it. Allowed signals travel in the candidate's ``signals``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ...core.consent import decide
+from ...core.records import Basis, Decision, ImageCandidate, Signal
+from ..extract import FoundImage
+from ..refusals import Refusals
+from ..shared import shared
+from ..urls import allowed_hosts, on_allowed_host
+from . import SIGNALS_META
+from .robotstxt import RobotsTxtPolicy
+from .tdmrep import TdmRepPolicy
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+
+class ConsentGateMiddleware:
+    def __init__(self, *, job_id: str, source_id: str, basis: Basis, allowed: list[str], stats: Any,
+                 refusals: Refusals, robots: RobotsTxtPolicy | None, tdmrep: TdmRepPolicy | None) -> None:
+        self.job_id = job_id
+        self.source_id = source_id
+        self.basis = basis
+        self.hosts = allowed_hosts(allowed)
+        self.stats = stats
+        self.refusals = refusals
+        self.robots = robots
+        self.tdmrep = tdmrep
+        self._refused_images: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: "Crawler") -> "ConsentGateMiddleware":
+        s = crawler.settings
+        return cls(job_id=s.get("CONSENTRY_JOB_ID"), source_id=s.get("CONSENTRY_SOURCE_ID"),
+                   basis=Basis(s.get("CONSENTRY_SOURCE_BASIS")), allowed=s.getlist("CONSENTRY_ALLOWED"),
+                   stats=crawler.stats, refusals=shared(crawler, Refusals),
+                   robots=shared(crawler, RobotsTxtPolicy) if s.getbool("ROBOTSTXT_OBEY") else None,
+                   tdmrep=shared(crawler, TdmRepPolicy))
+
+    async def process_spider_output(self, response: "Response", result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        page_signals: list[Signal] = list(response.meta.get(SIGNALS_META, []))
+        decision, reason = decide(self.basis, page_signals)
+        if decision is Decision.REFUSE:
+            detail = "; ".join(f"{s.name}={s.value}" for s in page_signals if s.opt_out)
+            self.refusals.refuse(reason, response.url, "page", detail)
+        async for item in result:
+            if not isinstance(item, FoundImage):
+                yield item
+            elif decision is Decision.REFUSE:
+                self.stats.inc_value("crawler/images_withheld")
+            else:
+                candidate = await self.admit(item, page_signals)
+                if candidate is not None:
+                    yield candidate
+
+    async def admit(self, image: FoundImage, page_signals: list[Signal]) -> ImageCandidate | None:
+        """The candidate for an image of an allowed page, or None (refusal counted once per URL)."""
+        url = image.url
+        if url in self._refused_images:
+            return None
+        if not on_allowed_host(url, self.hosts):
+            return self._refuse("offsite-image", url, "image host is outside the source")
+        signals = list(page_signals)
+        if self.robots is not None:
+            rules = await self.robots.rules(url)
+            sig = rules.signal(url, scope="image")
+            if sig.opt_out:
+                return self._refuse("robots-txt", url, rules.why)
+            signals.append(sig)
+        if self.tdmrep is not None:
+            sig = await self.tdmrep.signal(url, scope="image")
+            if sig is not None:
+                if sig.opt_out:
+                    return self._refuse("tdm-reservation", url, "tdmrep.json reserves this location")
+                signals.append(sig)
+        return ImageCandidate.build(url=url, page_url=image.page_url, job_id=self.job_id, source_id=self.source_id,
+                                    alt=image.alt, page_title=image.page_title, licence_url=image.licence_url,
+                                    signals=signals)
+
+    def _refuse(self, reason: str, url: str, detail: str) -> None:
+        self._refused_images.add(url)
+        self.refusals.refuse(reason, url, "image", detail)
+        return None

@@ -1,0 +1,120 @@
+"""A whole crawl of the local test site through the real broker and object store.
+
+One crawl (module fixture) over four hosts: the main site (every extraction form, every opt-out),
+a host whose robots.txt answers 503, one without robots.txt (404), and a port nobody listens on.
+The published records are read back from the real broker with a fresh consumer group.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from consentry.core.records import JobState, url_key
+
+from .conftest import add_source, fresh_settings, read_topic, run_crawl
+from .site import MAIN_NEVER, MAIN_PUBLISHED, OPT_OUT_PAGES, optout_image
+
+
+@pytest.fixture(scope="module")
+def crawl(stack, sites):
+    sites.main.reset()
+    sites.r500.reset()
+    sites.r404.reset()
+    s = fresh_settings(stack)
+    add_source(s, "testsite", "127.0.0.1")
+    job, rc = run_crawl(s, "testsite", [sites.main.url("/"), sites.r500.url("/"), sites.r404.url("/"),
+                                        sites.unreachable + "/"], depth=3, max_pages=200)
+    expected = len(MAIN_PUBLISHED) + 1
+    records = read_topic(s, expected)
+    refusals = [json.loads(line) for line in (s.home / "jobs" / job.id / "refusals.jsonl").read_text().splitlines()]
+    return s, job, rc, records, refusals
+
+
+def main_paths(sites, records):
+    base = sites.main.base
+    return [r.url[len(base):] for r in records if r.url.startswith(base + "/")]
+
+
+def test_job_finishes_and_every_allowed_image_is_published_exactly_once(crawl, sites):
+    s, job, rc, records, _ = crawl
+    assert rc == 0 and job.state is JobState.FINISHED, job.error
+    counts = Counter(r.url for r in records)
+    assert max(counts.values()) == 1, [u for u, n in counts.items() if n > 1]
+    assert set(main_paths(sites, records)) == MAIN_PUBLISHED
+    assert sites.r404.url("/img/r404.jpg") in counts  # robots.txt 404: the site is open to us
+    assert len(records) == len(MAIN_PUBLISHED) + 1
+    assert job.stats["published"] == len(records)
+
+
+def test_refused_images_are_never_published(crawl, sites):
+    _, _, _, records, _ = crawl
+    published = set(main_paths(sites, records))
+    assert not published & MAIN_NEVER
+    urls = {r.url for r in records}
+    assert sites.r500.url("/img/r500.jpg") not in urls
+    assert sites.r500.url("/img/on-5xx-host.jpg") not in urls  # image URL checked against its host's robots.txt
+    assert not any("example" in u for u in urls)
+
+
+def test_each_refusal_is_counted_and_recorded_with_its_reason(crawl, sites):
+    _, job, _, _, refusals = crawl
+    by_url = {(r["url"], r["kind"]): r["reason"] for r in refusals}
+    for path, (_, _, reason) in OPT_OUT_PAGES.items():
+        assert by_url[(sites.main.url(path), "page")] == reason, path
+    assert by_url[(sites.main.url("/private/secret.html"), "request")] == "robots-txt"
+    assert by_url[(sites.r500.url("/"), "request")] == "robots-txt"  # 5xx robots.txt: disallow all
+    assert by_url[(sites.unreachable + "/", "request")] == "robots-txt"  # unreachable robots.txt: disallow all
+    assert by_url[(sites.main.url("/img/blocked/robots.jpg"), "image")] == "robots-txt"
+    assert by_url[(sites.main.url("/img/tdm/reserved.jpg"), "image")] == "tdm-reservation"
+    assert by_url[("https://cdn.example.net/offsite.jpg", "image")] == "offsite-image"
+    assert by_url[("http://169.254.169.254/latest/meta-data/", "request")] == "private-address"  # a redirect target
+    assert by_url[("http://127.0.0.2:9/elsewhere.html", "request")] == "out-of-scope"
+    want = Counter(r["reason"] for r in refusals)
+    assert job.refusals == dict(want)
+    for reason in ("noai", "noimageai", "noindex", "noimageindex", "tdm-reservation", "robots-txt"):
+        assert job.refusals[reason] >= 1
+
+
+def test_the_servers_saw_only_what_we_may_fetch(crawl, sites):
+    s, _, _, _, _ = crawl
+    main = sites.main.paths()
+    for never in ("/private/secret.html", "/only-via-nofollow.html", "/rel-nofollow.html", "/deep/4.html"):
+        assert never not in main, never
+    assert main.count("/robots.txt") == 1 and main.count("/.well-known/tdmrep.json") == 1
+    assert [p for p in main if main.count(p) > 1] == []  # no page fetched twice
+    assert set(sites.r500.paths()) == {"/robots.txt"}  # 503 (retried with backoff), then nothing else
+    assert "/" in sites.r404.paths()
+    agents = {h.user_agent for srv in (sites.main, sites.r500, sites.r404) for h in srv.hits}
+    assert agents == {s.user_agent}
+    assert "consentry" in s.user_agent.lower() and "+http" in s.user_agent  # honest, with a contact URL
+
+
+def test_candidates_carry_page_context_and_allowed_signals(crawl, sites):
+    _, job, _, records, _ = crawl
+    by_path = {r.url[len(sites.main.base):]: r for r in records if r.url.startswith(sites.main.base)}
+    plain = by_path["/img/plain.jpg"]
+    assert plain.page_url == sites.main.url("/forms.html") or plain.page_url == sites.main.url("/more/page2.html")
+    forms = by_path["/img/srcset-large.jpg"]
+    assert (forms.page_url, forms.alt, forms.page_title, forms.licence_url) == (
+        sites.main.url("/forms.html"), "Widths", "Forms", "https://creativecommons.org/licenses/by/4.0/")
+    assert by_path["/img/og.jpg"].alt == "OG alt"
+    assert all(r.job_id == job.id and r.source_id == "testsite" and r.key == url_key(r.url) for r in records)
+    zero = by_path[optout_image("/allowed/tdm-zero.html")]
+    assert ("tdm-reservation", "0", False) in {(x.name, x.value, x.opt_out) for x in zero.signals}
+    for r in records:
+        assert not any(x.opt_out for x in r.signals)
+        assert ("robots.txt", "allowed") in {(x.name, x.value) for x in r.signals}
+
+
+def test_status_counters_add_up(crawl, sites):
+    _, job, _, records, refusals = crawl
+    st = job.stats
+    # every distinct image URL seen: published, refused on its own, or withheld with its opted-out page
+    assert st["images_found"] == len(records) + st["refused_images"] + len(OPT_OUT_PAGES)
+    assert st["images_withheld"] == len(OPT_OUT_PAGES)
+    assert st["refused_pages"] == len(OPT_OUT_PAGES)
+    assert st["refused_pages"] + st["refused_requests"] + st["refused_images"] == len(refusals)
+    assert st["pages"] >= 20
