@@ -36,9 +36,8 @@ def init_ray(settings: Settings, workers: int, temp_dir: str | None = None) -> N
         return
     cpus = max(2, int(-(-workers * settings.ingest_worker_cpus // 1)))
     kw: dict[str, Any] = {"_temp_dir": temp_dir} if temp_dir else {}
-    ray.init(num_cpus=cpus, num_gpus=1 if settings.ingest_worker_gpus > 0 else None,
-             object_store_memory=256 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
-             namespace="consentry", **kw)
+    ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
+             namespace="consentry", **kw)  # GPUs are detected by Ray; actors ask for ingest_worker_gpus
 
 
 class _IngestActor:

@@ -41,6 +41,7 @@ class BatchOutcome:
     committed: dict[tuple[str, int], int] = field(default_factory=dict)  # what was committed
     redeliver: dict[tuple[str, int], int] = field(default_factory=dict)  # where the consumer was rewound to
     items: list[Item] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: prepare, faces, write
 
 
 class IngestWorker:
@@ -75,7 +76,9 @@ class IngestWorker:
 
     # ------------------------------------------------------------------ a batch
     def process(self, msgs: list[Message]) -> BatchOutcome:
+        t0 = time.perf_counter()
         items = list(self._pool.map(self.prepare, msgs))
+        t1 = time.perf_counter()
         try:
             self._embed([i for i in items if i.state is State.EMBED])
         except DependencyError as exc:  # the suppression list could not be read: redeliver those records
@@ -87,7 +90,10 @@ class IngestWorker:
         for i in items:
             if i.state is State.REUSE:
                 self._finish_reuse(i)
-        return self._write_and_commit(items)
+        t2 = time.perf_counter()
+        out = self._write_and_commit(items)
+        out.seconds = {"prepare": t1 - t0, "faces": t2 - t1, "write": time.perf_counter() - t2}
+        return out
 
     def _embed(self, items: list[Item]) -> None:
         """Detect + embed once per distinct image in the batch, then check the suppression list."""

@@ -299,3 +299,27 @@ def test_a_person_suppressed_while_the_batch_is_in_flight_is_not_left_indexed(si
     prov = rig.prov("/e.png")
     assert prov.decision is Decision.REFUSE and prov.reason == "suppressed" and prov.faces == []
     assert rig.index.count() == 0 and rig.committed() == 1
+
+
+def test_prometheus_counters_are_namespaced_and_counted(site):
+    from prometheus_client import REGISTRY
+
+    def val(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (val("consentry_ingest_fetched_total"), val("consentry_ingest_indexed_total"),
+              val("consentry_ingest_refused_total", reason="noai"),
+              val("consentry_ingest_errors_total", error_class="FetchError"), val("consentry_ingest_faces_total"))
+    rig = make_rig(site)
+    rig.add_source("family")
+    site.routes["/ok.png"] = Route(noise_image(50), headers=PNG)
+    site.routes["/no.png"] = Route(noise_image(51), headers={**PNG, "X-Robots-Tag": "noai"})
+    rig.produce(rig.candidate("/ok.png"), rig.candidate("/no.png"), rig.candidate("/gone.png"))
+    rig.drain()
+    after = (val("consentry_ingest_fetched_total"), val("consentry_ingest_indexed_total"),
+             val("consentry_ingest_refused_total", reason="noai"),
+             val("consentry_ingest_errors_total", error_class="FetchError"), val("consentry_ingest_faces_total"))
+    assert [a - b for a, b in zip(after, before)] == [2, 1, 1, 1, 1]
+    snap = rig.worker.stats.snapshot()
+    assert (snap["records"], snap["fetched"], snap["indexed"], snap["faces"], snap["dlq"]) == (3, 2, 1, 1, 1)
+    assert snap["refused_by_reason"] == {"noai": 1} and snap["errors_by_class"] == {"FetchError": 1}
