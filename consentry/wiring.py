@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from .clients.vectors import MilvusVectorStore
     from .indexer import FaceIndex
     from .indexer.audit import AuditLog
+    from .indexer.auth import TokenStore
     from .indexer.erasure import Eraser
+    from .indexer.search import FaceSearch
+    from .indexer.services import Services
 
 
 def object_store(s: Settings) -> "S3ObjectStore":
@@ -97,3 +100,30 @@ def eraser(s: Settings, with_model: bool = True, publish: bool = True) -> "Erase
     return Eraser(face_index(s), provenance(s, store), store, audit_log(s, store),
                   erasure_threshold=s.erasure_threshold, model=face_model(s) if with_model else None,
                   publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels)
+
+
+def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> "TokenStore":  # noqa: ANN001
+    from .indexer.auth import TokenStore
+
+    return TokenStore(store or object_store(s), cache_ttl_s=cache_ttl_s)
+
+
+def face_search(s: Settings, store=None, index=None, model_loader=None) -> "FaceSearch":  # noqa: ANN001
+    """Search by photo or face id; the face model is loaded on the first search by photo."""
+    from .indexer.search import FaceSearch, SearchLimits
+
+    store = store or object_store(s)
+    return FaceSearch(index or face_index(s), provenance(s, store), audit_log(s, store),
+                      model_loader or (lambda: face_model(s)), SearchLimits.from_settings(s))
+
+
+def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # noqa: ANN001
+                     token_cache_s: float = 5.0) -> "Services":
+    """Everything the query API serves from."""
+    from .indexer.services import Services
+
+    store = store or object_store(s)
+    index = index or face_index(s)
+    search = face_search(s, store, index, model_loader)
+    return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
+                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search)

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
 import click
 
-from .common import CliContext, json_option, not_built, pass_ctx
+from .common import CliContext, emit_json, json_option, pass_ctx
+
+
+class _When(click.ParamType):
+    """An ISO 8601 date or time; naive values are UTC."""
+
+    name = "TIME"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+        if isinstance(value, datetime):
+            return value
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)",
+                      param, ctx)
+        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 @click.group("audit")
@@ -16,16 +37,62 @@ def audit() -> None:
 @json_option
 @pass_ctx
 def verify(ctx: CliContext, as_json: bool) -> None:
-    """Check the audit chain. Example: consentry audit verify"""
-    not_built("audit verify")
+    """Check the audit chain: exit 0 if intact, 1 naming the first edited, removed or moved entry.
+
+    \b
+    Example:
+      consentry audit verify --json
+    """
+    from ..core.errors import AuditTampered
+    from ..wiring import audit_log
+
+    rep = audit_log(ctx.settings).verify()
+    if as_json:
+        emit_json(rep.to_dict())
+        if not rep.ok:
+            raise click.exceptions.Exit(1)
+        return
+    if not rep.ok:
+        raise AuditTampered(f"audit log does not verify: {rep.problem}", entry=rep.entry)
+    click.echo(f"audit log OK: {rep.entries} entries, chain intact")
 
 
 @audit.command("export")
+@click.option("--since", type=_When(), help="Entries at or after this time (ISO 8601; UTC if no zone).")
+@click.option("--until", type=_When(), help="Entries at or before this time.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write JSON lines to this file (default: stdout).")
 @json_option
 @pass_ctx
-def export(ctx: CliContext, as_json: bool) -> None:
-    """Export audit entries. Example: consentry audit export --since 2026-01-01"""
-    not_built("audit export")
+def export(ctx: CliContext, since: datetime | None, until: datetime | None, output: Path | None,
+           as_json: bool) -> None:
+    """Export audit entries as JSON lines (one entry per line, as stored, with seq, prev and hash).
+
+    \b
+    Example:
+      consentry audit export --since 2026-01-01 --until 2026-02-01 --output january.jsonl
+    """
+    from ..wiring import audit_log
+
+    if since and until and since > until:
+        raise click.BadParameter("--since is after --until")
+    n = 0
+    with (output.open("w", encoding="utf-8") if output else _stdout()) as fh:
+        for entry in audit_log(ctx.settings).entries(since, until):
+            fh.write(json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+            n += 1
+    if as_json:
+        emit_json({"exported": n, "output": str(output) if output else "-"})
+    elif output:
+        click.echo(f"exported {n} entries to {output}", err=True)
+
+
+class _stdout:
+    def __enter__(self):  # noqa: ANN204
+        return sys.stdout
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
 
 
 COMMANDS = [audit]

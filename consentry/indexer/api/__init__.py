@@ -1,0 +1,5 @@
+"""The HTTP query API (FastAPI): ``create_app(settings)``; routers per concern in ``routes_*``."""
+
+from .app import ROUTERS, create_app
+
+__all__ = ["ROUTERS", "create_app"]

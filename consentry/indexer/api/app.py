@@ -1,0 +1,66 @@
+"""The query API's app factory: ``create_app(settings)`` wires the services, routers, errors and limits."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from ... import __version__
+from ...core.settings import Settings
+from ..ratelimit import RateLimiter
+from ..services import Services
+from . import errors, routes_audit, routes_faces, routes_health, routes_search
+from .limits import BodyLimitMiddleware
+from .metrics import ApiMetrics, MetricsMiddleware
+
+log = logging.getLogger("consentry.api")
+
+#: the routers every app serves; an app may add more (create_app(..., routers=...))
+ROUTERS: tuple[APIRouter, ...] = (routes_health.router, routes_search.router, routes_faces.router,
+                                  routes_audit.router)
+#: room for the multipart framing and the form fields beside the photo
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+DESCRIPTION = """Search consented, indexed faces with a stated purpose; every search is audit-logged.
+
+Authenticate with `Authorization: Bearer <token>` (`consentry token create NAME --role ROLE`).
+Roles: `searcher` (search, with purpose and case), `operator`, `auditor` (audit log), `privacy`.
+Errors are `{"error": {"code", "message"}}`.
+"""
+
+
+def _check_schema(services: Services) -> None:
+    """Create the collections on first use, check their schema on later starts (logged, not fatal)."""
+    try:
+        services.index.ensure()
+    except Exception as exc:  # noqa: BLE001 - readiness reports it too
+        log.error("face index not ready: %s", exc)
+
+
+def create_app(settings: Settings, services: Services | None = None, *,
+               routers: Sequence[APIRouter] = ()) -> FastAPI:
+    if services is None:
+        from ...wiring import indexer_services
+
+        services = indexer_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=_check_schema, args=(services,), name="schema-check", daemon=True).start()
+        yield
+
+    app = FastAPI(title="Consentry query API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.services = services
+    app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute)
+    app.state.metrics = ApiMetrics()
+    errors.install(app)
+    for router in (*ROUTERS, *routers):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
+    return app

@@ -1,0 +1,26 @@
+"""The indexer's components that the query API serves from, built by ``consentry.wiring.indexer_services``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog import ProvenanceStore
+from ..clients.objectstore import ObjectStore
+from ..clients.vectors import VectorStore
+from ..core.settings import Settings
+from .audit import AuditLog
+from .auth import TokenStore
+from .faceindex import FaceIndex
+from .search import FaceSearch
+
+
+@dataclass
+class Services:
+    settings: Settings
+    objects: ObjectStore
+    vectors: VectorStore
+    index: FaceIndex
+    provenance: ProvenanceStore
+    audit: AuditLog
+    tokens: TokenStore
+    search: FaceSearch
