@@ -23,7 +23,7 @@ def ingest() -> None:
 
 
 @ingest.command("run")
-@click.option("--workers", type=int, help="Number of worker actors (default: ingest_workers setting).")
+@click.option("--workers", type=click.IntRange(min=1), help="Number of worker actors (default: ingest_workers setting).")
 @click.option("--until-idle", is_flag=True, help="Exit once every worker has had nothing to do for "
               "ingest_idle_seconds while holding its partitions.")
 @click.option("--no-ray", is_flag=True, help="Run the workers as threads of this process (debugging).")

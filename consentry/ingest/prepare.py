@@ -120,7 +120,7 @@ class Preparer:
                 raise
         except Exception as exc:  # a bug must not stop the worker: dead-letter the record, keep going
             log.exception("unexpected failure preparing %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-            self._dead(item, "ingest.internal", exc, "internal-error")
+            self.fail(item, "ingest.internal", exc, "internal-error")
         return item
 
     def _run(self, item: Item) -> None:
@@ -128,14 +128,14 @@ class Preparer:
         try:
             item.cand = cand = ImageCandidate.from_json(msg.value)
         except RecordError as exc:
-            self._dead(item, "ingest.parse", exc)  # malformed: no provenance (there is no URL to key it by)
+            self.fail(item, "ingest.parse", exc)  # malformed: no provenance (there is no URL to key it by)
             return
         if msg.key and msg.key.decode("utf-8", "replace") != url_key(cand.url):
             log.warning("record %s[%d]@%d: key is not sha256(url)", msg.topic, msg.partition, msg.offset)
         try:
             item.source = source = self.retry.call(lambda: self.sources.get(cand.source_id), "source lookup")
         except NotFound as exc:
-            self._dead(item, "ingest.source", exc, "unknown-source")
+            self.fail(item, "ingest.source", exc, "unknown-source")
             return
         item.verdict = ConsentDecider.before_fetch(cand, source)
         if item.verdict.refused:  # never downloaded
@@ -143,7 +143,7 @@ class Preparer:
         try:
             item.fetched = self.fetcher.fetch(cand.url)
         except (FetchRefused, FetchError, ImageRejected) as exc:
-            self._dead(item, "ingest.fetch", exc, http_status=getattr(exc, "status", None))
+            self.fail(item, "ingest.fetch", exc, http_status=getattr(exc, "status", None))
             return
         self.stats.fetched()
         item.verdict = ConsentDecider.after_fetch(item.verdict, item.fetched.signals)
@@ -152,7 +152,7 @@ class Preparer:
         try:
             item.image = decode(item.fetched.body, max_pixels=self.max_pixels, min_side=self.min_side)
         except ImageRejected as exc:
-            self._dead(item, "ingest.decode", exc)
+            self.fail(item, "ingest.decode", exc)
             return
         item.fp = Deduper.fingerprint(item.fetched.body, item.image.rgb)
         item.verdict = ConsentDecider.after_decode(item.verdict, item.image.xmp)
@@ -170,8 +170,9 @@ class Preparer:
         item.drop_bytes()
         item.state = State.REFUSED
 
-    def _dead(self, item: Item, stage: str, exc: BaseException, reason: str | None = None,
+    def fail(self, item: Item, stage: str, exc: BaseException, reason: str | None = None,
               http_status: int | None = None) -> None:
+        """End ``item`` as a permanent failure: a dead letter, and a provenance record saying why."""
         reason = reason or (exc.reason if isinstance(exc, ConsentryError) else "error")
         item.dead = dead_letter(item.msg, stage, exc, reason)
         item.error = exc
@@ -179,7 +180,11 @@ class Preparer:
             extra: dict[str, Any] = {"expires_at": self._expires(item)}
             if http_status is not None:
                 extra["http_status"] = http_status
-            item.prov = item.provenance(Decision.REFUSE, reason, **extra)
+            try:
+                item.prov = item.provenance(Decision.REFUSE, reason, **extra)
+            except Exception:  # noqa: BLE001 - the dead letter alone still says why
+                log.exception("no provenance for the failed record %s", item.cand.url[:200])
+                item.prov = None
         item.drop_bytes()
         item.state = State.DEAD
 

@@ -14,9 +14,9 @@ import os
 import threading
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, DependencyError
 from ..core.settings import Settings
-from .runner import WorkerLoop
+from .runner import WorkerFailed, WorkerLoop
 
 log = logging.getLogger("consentry.ingest.ray")
 
@@ -32,12 +32,18 @@ def init_ray(settings: Settings, workers: int, temp_dir: str | None = None) -> N
     if ray.is_initialized():
         return
     if settings.ray_address:
-        ray.init(address=settings.ray_address, log_to_driver=False, namespace="consentry")
+        try:
+            ray.init(address=settings.ray_address, log_to_driver=False, namespace="consentry")
+        except Exception as exc:
+            raise DependencyError(f"cannot connect to Ray at {settings.ray_address}: {exc}") from None
         return
     cpus = max(2, int(-(-workers * settings.ingest_worker_cpus // 1)))
     kw: dict[str, Any] = {"_temp_dir": temp_dir} if temp_dir else {}
-    ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
-             namespace="consentry", **kw)  # GPUs are detected by Ray; actors ask for ingest_worker_gpus
+    try:  # GPUs are detected by Ray; the actors ask for ingest_worker_gpus
+        ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False,
+                 log_to_driver=False, namespace="consentry", **kw)
+    except Exception as exc:  # translated at the edge
+        raise DependencyError(f"cannot start a local Ray: {type(exc).__name__}: {exc}", transient=False) from None
 
 
 class _IngestActor:
@@ -90,7 +96,16 @@ class RayPool:
         cls = ray.remote(_IngestActor)
         self.actors = [cls.options(**opts).remote(self.settings, k) for k in range(self.n)]
         # wait for every actor's constructor (model load, Kafka connect): errors surface here
-        ray.get([a.pid.remote() for a in self.actors], timeout=self.start_timeout_s)
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        try:
+            ray.get([a.pid.remote() for a in self.actors], timeout=self.start_timeout_s)
+        except RayActorError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            raise WorkerFailed(f"an ingest actor failed to start: {str(cause).strip().splitlines()[-1]}") from None
+        except GetTimeoutError:
+            raise WorkerFailed(f"ingest actors not started within {self.start_timeout_s:.0f}s "
+                               "(not enough CPUs/GPUs for ingest_worker_cpus/gpus?)") from None
 
     def pids(self) -> list[int]:
         import ray

@@ -110,7 +110,7 @@ class IngestWorker:
         ok = [(i, f) for i, f in zip(leaders, found) if isinstance(f, list)]
         for i, f in zip(leaders, found):
             if not isinstance(f, list):
-                self.prepare._dead(i, "ingest.faces", f)
+                self.prepare.fail(i, "ingest.faces", f)
         flat = [face for _, fs in ok for face in fs]
         flags = self.retry.call(lambda: self.faces.suppressed([f.embedding for f in flat]), "suppression check")
         pos = 0
@@ -122,7 +122,7 @@ class IngestWorker:
             if lead.state is State.TRANSIENT:
                 i.state, i.error = State.TRANSIENT, lead.error
             elif lead.state is State.DEAD:
-                self.prepare._dead(i, "ingest.faces", lead.error or RuntimeError("face model failed"))
+                self.prepare.fail(i, "ingest.faces", lead.error or RuntimeError("face model failed"))
             else:
                 self._finish_follower(i, lead)
 
@@ -239,10 +239,11 @@ class IngestWorker:
             i.state, i.error = State.TRANSIENT, exc
             return False
         self.stats.record()
-        log.info("ingested", extra={"url_key": i.cand.key if i.cand else None, "offset": i.msg.offset,
-                                    "decision": i.prov.decision.value if i.prov else "dead-letter",
-                                    "reason": (i.prov.reason if i.prov else i.dead.reason if i.dead else None),
-                                    "faces": len(i.faces)})
+        fields = {"url_key": i.cand.key if i.cand else None, "partition": i.msg.partition, "offset": i.msg.offset,
+                  "decision": "dead-letter" if i.dead else i.prov.decision.value if i.prov else None,
+                  "reason": i.dead.reason if i.dead else i.prov.reason if i.prov else None,
+                  "faces": len(i.prov.faces) if i.prov else 0}
+        log.info("ingested %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra={"ingest": fields})
         return True
 
     def _write_indexed(self, i: Item) -> None:
