@@ -64,13 +64,15 @@ def test_end_to_end_on_real_servers(ingested):
         prov = env.provenance.get(url_key(site.url(path)))
         assert prov is not None, path
         assert (prov.decision.value, prov.reason) == (decision, reason), path
-        assert env.index.count(url_key=prov.key) == faces, path
+        if "biden" not in path:  # the biden pair: the rows carry the url_key of whichever came first
+            assert env.index.count(url_key=prov.key) == faces, path
         if decision == "refuse":
             assert prov.faces == [] and prov.model_id is None  # nothing embedded
     copy, biden = (env.provenance.get(url_key(site.url(p))) for p in ("/img/biden-copy.jpg", "/img/biden.jpg"))
     if copy.duplicate_of is None:  # whichever of the two was processed first is the original
         copy, biden = biden, copy
     assert copy.duplicate_of == biden.url and copy.face_ids == biden.face_ids and copy.sha256 == biden.sha256
+    assert env.index.count(url_key=biden.key) == 1 and env.index.count(url_key=copy.key) == 0
     t1 = env.provenance.get(url_key(site.url("/img/t1.jpg")))
     assert len(t1.faces) == 6 and t1.model_id.startswith("buffalo_s-") and t1.width == 1280 and t1.phash
     rows = env.index.get(t1.face_ids)
