@@ -158,8 +158,10 @@ def main() -> int:
         return 0
     print(f"\ningest bench: {n} images ({len(PHOTOS)} photos x {args.copies} distinct-byte copies), "
           f"model {result['model']}")
-    print(f"onnxruntime {result['onnxruntime']}: intra_op_num_threads={s.model_threads}, inter_op_num_threads=1, "
-          f"session.intra_op.allow_spinning=0; det_size={s.model_det_size}; poll batch={batch}; "
+    runtime = (f"OpenCV dnn: cv2.setNumThreads({s.model_threads})" if result["model"].startswith("yunet") else
+               f"onnxruntime {result['onnxruntime']}: intra_op_num_threads={s.model_threads}, "
+               "inter_op_num_threads=1, session.intra_op.allow_spinning=0")
+    print(f"{runtime}; det_size={s.model_det_size}; poll batch={batch}; "
           f"fetch threads={result['fetch_concurrency']}; {os.cpu_count()} CPUs\n")
     print(f"{'path':<44}{'images':>8}{'faces':>8}{'seconds':>10}{'images/s':>10}")
     print(f"{'whole ingest (Kafka→fetch→…→Milvus+S3→commit)':<44}{n:>8}{faces:>8}{pipe_s:>10.2f}{pipe_ips:>10.2f}")
