@@ -116,9 +116,11 @@ def status(ctx: CliContext, job_id: str, as_json: bool) -> None:
         return
     stats, refusals = view.counters()
     job = view.job
-    lines = [("job", job.id), ("source", job.source_id), ("state", view.state + (f" (pid {view.pid})" if view.pid else "")),
-             ("seeds", " ".join(job.seeds)), ("limits", f"max pages {job.max_pages}, depth {job.depth}, "
-                                                        f"{job.concurrency_per_domain}/domain, delay {job.download_delay}s"),
+    limits = (f"max pages {job.max_pages}, depth {job.depth}, {job.concurrency_per_domain}/domain, "
+              f"delay {job.download_delay}s")
+    lines = [("job", job.id), ("source", job.source_id),
+             ("state", view.state + (f" (pid {view.pid})" if view.pid else "")),
+             ("seeds", " ".join(job.seeds)), ("limits", limits),
              ("pages crawled", stats.get("pages", 0)), ("images found", stats.get("images_found", 0)),
              ("images published", stats.get("published", 0)),
              ("refused", f"{stats.get('refused_pages', 0)} pages, {stats.get('refused_requests', 0)} requests, "

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http.request import NO_CALLBACK
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import Deferred
 
+from .shared import OnceCache
 from .urls import site_root
 
 if TYPE_CHECKING:
@@ -41,28 +40,18 @@ class HostFiles:
 
     PRIORITY = 1000
 
-    def __init__(self, crawler: "Crawler") -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self._files: dict[str, HostFile | Deferred] = {}
+        self._files = OnceCache()
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "HostFiles":
+    def from_crawler(cls, crawler: Crawler) -> HostFiles:
         return cls(crawler)
 
     async def get(self, url: str, path: str) -> HostFile:
         """The file at ``path`` on the site of ``url``."""
         key = site_root(url) + path
-        entry = self._files.get(key)
-        if isinstance(entry, HostFile):
-            return entry
-        if entry is not None:
-            return await maybe_deferred_to_future(entry)
-        waiting: Deferred = Deferred()
-        self._files[key] = waiting
-        result = await self._download(key)
-        self._files[key] = result
-        waiting.callback(result)
-        return result
+        return await self._files.get(key, lambda: self._download(key))
 
     async def _download(self, url: str) -> HostFile:
         stats = self.crawler.stats

@@ -37,7 +37,7 @@ class JobDir:
     refusals_file = property(lambda self: self.path / "refusals.jsonl")
     log_file = property(lambda self: self.path / "crawl.log")
 
-    def create(self) -> "JobDir":
+    def create(self) -> JobDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 

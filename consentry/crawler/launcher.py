@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 
 from ..catalog import JobStore, SourceRegistry
 from ..clients.objectstore import ObjectStore, S3Config, S3ObjectStore
-from ..core.errors import ConfigError, ConsentryError
+from ..core.errors import ConfigError, ConsentryError, DependencyError
 from ..core.records import CrawlJob, JobState, utcnow
 from ..core.settings import ENV_PREFIX, Settings
 from .jobdir import RUN_MODULE, JobDir
@@ -193,8 +194,6 @@ class CrawlLauncher:
 
 def failure_error(job: CrawlJob, returncode: int) -> ConsentryError:
     """The error a failed foreground run reports (exit 4 when the broker was the cause)."""
-    from ..core.errors import DependencyError
-
     msg = f"crawl job {job.id} failed: {job.error or f'crawl process exited with {returncode}'}"
     return DependencyError(msg, reason="broker") if returncode == EXIT_UNAVAILABLE else ConsentryError(msg)
 
@@ -219,6 +218,4 @@ def load_job_file(path: Path) -> dict[str, Any]:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()

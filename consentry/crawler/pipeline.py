@@ -65,7 +65,7 @@ class KafkaPublishPipeline:
         self._run_blocking = run_blocking or _in_reactor_thread
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "KafkaPublishPipeline":
+    def from_crawler(cls, crawler: Crawler) -> KafkaPublishPipeline:
         s = crawler.settings
         cfg: KafkaConfig = s["CONSENTRY_KAFKA_CONFIG"]
         published = s.get("CONSENTRY_PUBLISHED_FILE")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,10 +47,21 @@ def job_counters(stats: Mapping[str, Any], baseline: Mapping[str, int] | None = 
     """(counters, refusals by reason) from Scrapy stats, added to a previous run's."""
     base = baseline or {}
     counters = {name: int(base.get(name, 0)) + int(stats.get(key, 0) or 0) for name, key in COUNTERS.items()}
+    counters["elapsed_ms"] = int(base.get("elapsed_ms", 0)) + int(1000 * _elapsed_s(stats))
     refusals = dict(baseline_refusals or {})
     for reason, n in refusal_counts(stats).items():
         refusals[reason] = refusals.get(reason, 0) + n
     return counters, refusals
+
+
+def _elapsed_s(stats: Mapping[str, Any]) -> float:
+    """Seconds this run has crawled (Scrapy's own figure once closed)."""
+    if stats.get("elapsed_time_seconds") is not None:
+        return float(stats["elapsed_time_seconds"])
+    start = stats.get("start_time")
+    if isinstance(start, datetime):
+        return max(0.0, (datetime.now(start.tzinfo) - start).total_seconds())
+    return 0.0
 
 
 class JobProgress:
@@ -67,7 +79,7 @@ class JobProgress:
         self._sinking = False
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "JobProgress":
+    def from_crawler(cls, crawler: Crawler) -> JobProgress:
         s = crawler.settings
         home, job_id = s.get("CONSENTRY_HOME"), s.get("CONSENTRY_JOB_ID")
         ext = cls(crawler.stats, JobDir(Path(home), job_id) if home and job_id else None,

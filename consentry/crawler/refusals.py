@@ -33,7 +33,7 @@ class Refusals:
             record_file.parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "Refusals":
+    def from_crawler(cls, crawler: Crawler) -> Refusals:
         path = crawler.settings.get("CONSENTRY_REFUSALS_FILE")
         return cls(crawler.stats, Path(path) if path else None)
 

@@ -19,17 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consentry.crawler.run", description=__doc__)
     parser.add_argument("job_id")
     args = parser.parse_args(argv)
+    log = logging.getLogger("consentry.crawler")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ConsentryError as exc:
-        print(f"consentry crawl: {exc}", file=sys.stderr)
+        log.error("crawl job %s: %s", args.job_id, exc)
         return EXIT_FAILED
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(settings.log_level.upper())
     try:
         return CrawlRunner(settings).run(args.job_id)
     except ConsentryError as exc:
-        logging.getLogger("consentry.crawler").error("crawl job %s: %s", args.job_id, exc)
+        log.error("crawl job %s: %s", args.job_id, exc)
         return EXIT_UNAVAILABLE if isinstance(exc, DependencyError) else EXIT_FAILED
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..catalog import JobStore, SourceRegistry
 from ..clients.broker import KafkaConfig
 from ..clients.objectstore import ObjectStore, S3Config, S3ObjectStore
-from ..core.errors import ConsentryError
+from ..core.errors import BrokerError, ConsentryError
 from ..core.records import Basis, CrawlJob, JobState, Source
 from ..core.settings import Settings
 from .jobdir import JobDir
@@ -186,6 +186,7 @@ class CrawlRunner:
         from .spider import ImageSpider
 
         process = CrawlerProcess(ScrapySettings(self.scrapy_settings(job, source, jobdir)), install_root_handler=False)
+        logging.getLogger("scrapy").setLevel(self.settings.log_level.upper())  # Scrapy sets its loggers to DEBUG
         crawler = process.create_crawler(ImageSpider)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
         d = process.crawl(crawler)
@@ -203,8 +204,7 @@ class CrawlRunner:
         exc = failure.value
         log.error("crawl failed: %s: %s", type(exc).__name__, exc)
         self._outcome.error = f"{exc}"
-        if self._outcome.reason is None:
-            self._outcome.reason = CLOSE_REASON_BROKER if getattr(exc, "reason", "") == "broker" else "error"
+        self._outcome.reason = CLOSE_REASON_BROKER if isinstance(exc, BrokerError) else "error"
 
     def _finish(self, job: CrawlJob) -> int:
         out = self._outcome

@@ -32,7 +32,7 @@ class ImageSpider(scrapy.Spider):
         self.max_depth = depth
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler", *args: Any, **kwargs: Any) -> "ImageSpider":
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ImageSpider:
         s = crawler.settings
         kwargs.setdefault("seeds", s.getlist("CONSENTRY_SEEDS"))
         kwargs.setdefault("allowed", s.getlist("CONSENTRY_ALLOWED"))
@@ -75,7 +75,7 @@ class ImageSpider(scrapy.Spider):
             if url and in_scope(url, self.allowed) and self.claim_page(url):
                 yield scrapy.Request(url, callback=self.parse)
 
-    def parse(self, response: "Response") -> Iterator[Any]:
+    def parse(self, response: Response) -> Iterator[Any]:
         stats = self.crawler.stats
         if not isinstance(response, HtmlResponse):
             stats.inc_value("crawler/non_html")

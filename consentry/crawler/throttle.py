@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class PoliteThrottle(AutoThrottle):
-    def _response_downloaded(self, response: "Response", request: "Request", spider: "Spider") -> None:
+    def _response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         super()._response_downloaded(response, request, spider)
         key, slot = self._get_slot(request, spider)
         if slot is None or key is None:

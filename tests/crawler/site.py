@@ -57,7 +57,7 @@ class SiteServer:
             self.hits.clear()
             self.max_in_flight = 0
 
-    def start(self) -> "SiteServer":
+    def start(self) -> SiteServer:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -174,7 +174,7 @@ def main_site(other: dict[str, str]) -> dict[str, Response]:
         "/.well-known/tdmrep.json": text(json.dumps(TDMREP), ctype="application/json"),
     }
     links = ["/forms.html", "/more/page2.html", "/based.html", "/private/secret.html", "/deep/1.html",
-             "/redirect-inside", "/redirect-metadata", "/redirect-offsite", "/robots-nofollow.html",
+             "/redirect-inside", "/redirect-metadata", "/redirect-offsite", "/robots-nofollow.html", "/big.html",
              *OPT_OUT_PAGES, *ALLOWED_SIGNAL_PAGES, "https://example.com/elsewhere.html", "mailto:x@example.org",
              "/index.html#section"]
     r["/"] = html(
@@ -201,7 +201,7 @@ def main_site(other: dict[str, str]) -> dict[str, Response]:
         f'<img src="{other["r500"]}/img/on-5xx-host.jpg" alt="host whose robots.txt fails">',
         head='<title>Forms</title><link rel="license" href="https://creativecommons.org/licenses/by/4.0/">'
              '<meta property="og:image" content="/img/og.jpg"><meta property="og:image:alt" content="OG alt">'
-             f'<meta name="twitter:image" content="{{base}}/img/twitter.jpg">')
+             '<meta name="twitter:image" content="{base}/img/twitter.jpg">')
     r["/more/page2.html"] = html(
         '<a href="../forms.html">forms again</a><img src="../img/plain.jpg" alt="dup">'
         '<img src="/img/query.jpg?a=1&amp;b=2" alt="same query, other order"><img src="p2.jpg" alt="Page two">',
@@ -217,6 +217,7 @@ def main_site(other: dict[str, str]) -> dict[str, Response]:
     r["/robots-nofollow.html"] = html('<a href="/only-via-nofollow.html">x</a><img src="/img/nofollow-page.jpg">',
                                       head='<meta name="robots" content="nofollow">')
     r["/only-via-nofollow.html"] = html('<img src="/img/never.jpg">')
+    r["/big.html"] = html('<img src="/img/too-big-page.jpg">' + "<p>padding</p>" * 8000)  # > the page size limit
     r["/rel-nofollow.html"] = html('<img src="/img/never2.jpg">')
     for path, (head, headers, _) in OPT_OUT_PAGES.items():
         r[path] = html(f'<img src="{optout_image(path)}" alt="opted out">', head=head, headers=headers)
@@ -238,8 +239,12 @@ MAIN_PUBLISHED = {
 MAIN_NEVER = {
     "/img/srcset-small.jpg", "/img/srcset-medium.jpg", "/img/density-1x.jpg", "/img/blocked/robots.jpg",
     "/img/tdm/reserved.jpg", "/img/private.jpg", "/img/deep-4.jpg", "/img/deep-5.jpg", "/img/never.jpg",
-    "/img/never2.jpg", *(optout_image(p) for p in OPT_OUT_PAGES),
+    "/img/never2.jpg", "/img/too-big-page.jpg", *(optout_image(p) for p in OPT_OUT_PAGES),
 }
+
+
+#: the page size limit the main crawl runs with (big.html is over it)
+MAX_PAGE_BYTES = 64 * 1024
 
 
 def finish(routes: dict[str, Response], base: str) -> dict[str, Response]:

@@ -15,7 +15,7 @@ import pytest
 from consentry.core.records import JobState, url_key
 
 from .conftest import add_source, fresh_settings, read_topic, run_crawl
-from .site import MAIN_NEVER, MAIN_PUBLISHED, OPT_OUT_PAGES, optout_image
+from .site import MAIN_NEVER, MAIN_PUBLISHED, MAX_PAGE_BYTES, OPT_OUT_PAGES, optout_image
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def crawl(stack, sites):
     sites.main.reset()
     sites.r500.reset()
     sites.r404.reset()
-    s = fresh_settings(stack)
+    s = fresh_settings(stack, crawl_max_page_bytes=MAX_PAGE_BYTES)
     add_source(s, "testsite", "127.0.0.1")
     job, rc = run_crawl(s, "testsite", [sites.main.url("/"), sites.r500.url("/"), sites.r404.url("/"),
                                         sites.unreachable + "/"], depth=3, max_pages=200)

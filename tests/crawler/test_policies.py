@@ -142,7 +142,15 @@ def test_nofollow_is_noted_for_the_spider():
 def test_tdm_header_meta_and_tdmrep_rules():
     crawler = get_crawler()
     policy = TdmRepPolicy(crawler)
-    policy._rules["http://h.test"] = [("/reserved/*", True), ("/*", False)]
+    tdmrep = b'[{"location": "/reserved/*", "tdm-reservation": 1}, {"location": "/*", "tdm-reservation": 0}]'
+
+    class SiteFiles:  # what HostFiles hands back once the site's tdmrep.json is downloaded
+        async def get(self, url, path):
+            assert path == "/.well-known/tdmrep.json"
+            return HostFile("http://h.test" + path, 200, tdmrep)
+
+    policy.files = SiteFiles()
+    assert asyncio.run(policy.rules("http://h.test/any.html")) == [("/reserved/*", True), ("/*", False)]
     mw = TdmRepMiddleware(policy)
     cases = [("/open.html", "", {}, [("tdmrep.json", "0", False)]),
              ("/reserved/a.html", "", {}, [("tdmrep.json", "1", True)]),

@@ -41,7 +41,7 @@ class ConsentGateMiddleware:
         self._refused_images: set[str] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "ConsentGateMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> ConsentGateMiddleware:
         s = crawler.settings
         return cls(job_id=s.get("CONSENTRY_JOB_ID"), source_id=s.get("CONSENTRY_SOURCE_ID"),
                    basis=Basis(s.get("CONSENTRY_SOURCE_BASIS")), allowed=s.getlist("CONSENTRY_ALLOWED"),
@@ -49,7 +49,7 @@ class ConsentGateMiddleware:
                    robots=shared(crawler, RobotsTxtPolicy) if s.getbool("ROBOTSTXT_OBEY") else None,
                    tdmrep=shared(crawler, TdmRepPolicy))
 
-    async def process_spider_output(self, response: "Response", result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         page_signals: list[Signal] = list(response.meta.get(SIGNALS_META, []))
         decision, reason = decide(self.basis, page_signals)
         if decision is Decision.REFUSE:

@@ -37,7 +37,7 @@ class NetworkPolicyMiddleware:
         self._cache: dict[tuple[str, str, int | None], tuple[float, FetchRefused | None]] = {}
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "NetworkPolicyMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> NetworkPolicyMiddleware:
         return cls(allow_private=crawler.settings.getbool("CONSENTRY_ALLOW_PRIVATE_NETWORKS"),
                    refusals=shared(crawler, Refusals),
                    cache_seconds=crawler.settings.getfloat("NETPOLICY_CACHE_SECONDS", 300.0))
@@ -50,7 +50,7 @@ class NetworkPolicyMiddleware:
             return exc
         return None
 
-    async def process_request(self, request: "Request") -> None:
+    async def process_request(self, request: Request) -> None:
         parts = urlsplit(request.url)
         try:
             key = (parts.scheme, (parts.hostname or "").lower(), parts.port)

@@ -23,7 +23,7 @@ NOT_BEFORE_META = "consentry_not_before"
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
-    def __init__(self, settings: "BaseSettings") -> None:
+    def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
         self.base_delay = settings.getfloat("RETRY_BACKOFF_BASE", 0.5)
         self.max_delay = settings.getfloat("RETRY_BACKOFF_MAX", 10.0)
@@ -31,7 +31,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
     def backoff(self, retry_times: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** max(0, retry_times - 1)) * random.uniform(0.5, 1.0)
 
-    def _retry(self, request: "Request", reason):  # noqa: ANN001, ANN202 - Scrapy's signature
+    def _retry(self, request: Request, reason):  # noqa: ANN001, ANN202 - Scrapy's signature
         new = super()._retry(request, reason)
         if new is not None:
             delay = self.backoff(int(new.meta.get("retry_times", 1)))
@@ -39,7 +39,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
             self.crawler.stats.inc_value("crawler/retry/backoff_seconds", delay)
         return new
 
-    async def process_request(self, request: "Request") -> None:
+    async def process_request(self, request: Request) -> None:
         not_before = request.meta.get(NOT_BEFORE_META)
         if not_before is None:
             return

@@ -28,10 +28,10 @@ class RobotsTagsMiddleware:
         self.token = token.lower()
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "RobotsTagsMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> RobotsTagsMiddleware:
         return cls(crawler.settings.get("ROBOTSTXT_USER_AGENT") or "consentry")
 
-    def process_response(self, request: "Request", response: "Response") -> "Response":
+    def process_response(self, request: Request, response: Response) -> Response:
         if request.meta.get(HOST_FILE_META):
             return response
         header = [v.decode("latin-1") for v in response.headers.getlist("X-Robots-Tag")]

@@ -18,14 +18,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import build_from_crawler, load_object
-from twisted.internet.defer import Deferred
 
 from ...core.records import Signal
 from ..hostfiles import HOST_FILE_META, HostFile, HostFiles
 from ..refusals import Refusals
-from ..shared import shared
+from ..shared import OnceCache, shared
 from ..urls import site_root
 
 if TYPE_CHECKING:
@@ -85,34 +83,28 @@ def rules_from(file: HostFile, token: str, parse: Any) -> RobotsRules:
 class RobotsTxtPolicy:
     """The robots.txt rules of every site of the crawl, fetched once each."""
 
-    def __init__(self, crawler: "Crawler", token: str) -> None:
+    def __init__(self, crawler: Crawler, token: str) -> None:
         self.crawler = crawler
         self.token = token
         self.files = shared(crawler, HostFiles)
         parser_cls = load_object(crawler.settings.get("ROBOTSTXT_PARSER"))
         self._parse = lambda body: build_from_crawler(parser_cls, crawler, body)
-        self._rules: dict[str, RobotsRules | Deferred] = {}
+        self._rules = OnceCache()
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "RobotsTxtPolicy":
+    def from_crawler(cls, crawler: Crawler) -> RobotsTxtPolicy:
         token = crawler.settings.get("ROBOTSTXT_USER_AGENT") or crawler.settings.get("USER_AGENT")
         return cls(crawler, token)
 
     async def rules(self, url: str) -> RobotsRules:
         site = site_root(url)
-        entry = self._rules.get(site)
-        if isinstance(entry, RobotsRules):
-            return entry
-        if entry is not None:
-            return await maybe_deferred_to_future(entry)
-        waiting: Deferred = Deferred()
-        self._rules[site] = waiting
+        return await self._rules.get(site, lambda: self._load(url, site))
+
+    async def _load(self, url: str, site: str) -> RobotsRules:
         file = await self.files.get(url, ROBOTS_PATH)
         rules = rules_from(file, self.token, self._parse)
-        log.info("robots.txt for %s: %s", site, rules.why if rules.mode != "parsed" else "parsed")
+        log.info("robots.txt for %s: %s", site, rules.why)
         self._apply_crawl_delay(url, rules)
-        self._rules[site] = rules
-        waiting.callback(rules)
         return rules
 
     def _apply_crawl_delay(self, url: str, rules: RobotsRules) -> None:
@@ -140,12 +132,12 @@ class RobotsTxtMiddleware:
         self.refusals = refusals
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "RobotsTxtMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> RobotsTxtMiddleware:
         if not crawler.settings.getbool("ROBOTSTXT_OBEY"):
             raise NotConfigured
         return cls(shared(crawler, RobotsTxtPolicy), shared(crawler, Refusals))
 
-    async def process_request(self, request: "Request") -> None:
+    async def process_request(self, request: Request) -> None:
         if request.meta.get(HOST_FILE_META) or request.url.startswith(("data:", "file:")):
             return
         rules = await self.policy.rules(request.url)

@@ -27,10 +27,10 @@ class SourceScopeMiddleware:
         self.refusals = refusals
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "SourceScopeMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> SourceScopeMiddleware:
         return cls(crawler.settings.getlist("CONSENTRY_ALLOWED"), shared(crawler, Refusals))
 
-    def process_request(self, request: "Request") -> None:
+    def process_request(self, request: Request) -> None:
         if request.meta.get(HOST_FILE_META):
             ok = on_allowed_host(request.url, self.hosts)
         else:

@@ -10,14 +10,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from scrapy.http import HtmlResponse
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet.defer import Deferred
 
 from ...core.consent import tdm_header_signal, tdmrep_reserved, tdmrep_rules
 from ...core.records import Signal
 from ..extract import meta_contents
 from ..hostfiles import HOST_FILE_META, HostFiles
-from ..shared import shared
+from ..shared import OnceCache, shared
 from ..urls import site_root
 from . import SIGNALS_META
 
@@ -36,39 +34,33 @@ Rules = list[tuple[str, bool]]
 class TdmRepPolicy:
     """Each site's tdmrep.json rules, fetched once."""
 
-    def __init__(self, crawler: "Crawler") -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.files = shared(crawler, HostFiles)
         self.stats = crawler.stats
-        self._rules: dict[str, Rules | Deferred] = {}
+        self._rules = OnceCache()
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "TdmRepPolicy":
+    def from_crawler(cls, crawler: Crawler) -> TdmRepPolicy:
         return cls(crawler)
 
     async def rules(self, url: str) -> Rules:
         site = site_root(url)
-        entry = self._rules.get(site)
-        if isinstance(entry, list):
-            return entry
-        if entry is not None:
-            return await maybe_deferred_to_future(entry)
-        waiting: Deferred = Deferred()
-        self._rules[site] = waiting
+        return await self._rules.get(site, lambda: self._load(url, site))
+
+    async def _load(self, url: str, site: str) -> Rules:
         file = await self.files.get(url, TDMREP_PATH)
-        rules: Rules = []
-        if file.status is not None and 200 <= file.status < 300:
-            try:
-                rules = tdmrep_rules(file.body)
-            except ValueError as exc:
-                self.stats.inc_value("crawler/tdmrep/malformed")
-                log.warning("%s%s is malformed (%s); no reservation read from it", site, TDMREP_PATH, exc)
-        self._rules[site] = rules
-        waiting.callback(rules)
-        return rules
+        if file.status is None or not 200 <= file.status < 300:
+            return []
+        try:
+            return tdmrep_rules(file.body)
+        except ValueError as exc:
+            self.stats.inc_value("crawler/tdmrep/malformed")
+            log.warning("%s%s is malformed (%s); no reservation read from it", site, TDMREP_PATH, exc)
+            return []
 
     def cached(self, url: str) -> Rules:
-        entry = self._rules.get(site_root(url))
-        return entry if isinstance(entry, list) else []
+        """The site's rules if already fetched (the middleware fetches them before the site's first page)."""
+        return self._rules.cached(site_root(url)) or []
 
     async def signal(self, url: str, scope: str = "page") -> Signal | None:
         """The tdmrep.json signal for ``url`` (None when no location pattern matches)."""
@@ -85,14 +77,14 @@ class TdmRepMiddleware:
         self.policy = policy
 
     @classmethod
-    def from_crawler(cls, crawler: "Crawler") -> "TdmRepMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> TdmRepMiddleware:
         return cls(shared(crawler, TdmRepPolicy))
 
-    async def process_request(self, request: "Request") -> None:
+    async def process_request(self, request: Request) -> None:
         if not request.meta.get(HOST_FILE_META):
             await self.policy.rules(request.url)
 
-    def process_response(self, request: "Request", response: "Response") -> "Response":
+    def process_response(self, request: Request, response: Response) -> Response:
         if request.meta.get(HOST_FILE_META):
             return response
         found: list[Signal] = []
