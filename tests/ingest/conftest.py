@@ -27,6 +27,7 @@ def ray_session() -> Iterator[None]:
     which stops only this session's Ray processes.
     """
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ.pop("RAY_ADDRESS", None)  # never attach to someone else's cluster
     import ray
 
     base = int(os.environ.get("CONSENTRY_TEST_PORT_BASE", "29000"))
