@@ -28,6 +28,7 @@ from ..core.errors import ConfigError, ConsentryError, DependencyError
 from ..core.records import CrawlJob, JobState, utcnow
 from ..core.settings import ENV_PREFIX, Settings
 from .jobdir import RUN_MODULE, JobDir
+from .run import STOP_SIGNALS
 from .runner import EXIT_UNAVAILABLE, CrawlRunner
 
 #: job-file keys (YAML) and the CrawlJob fields they set
@@ -120,9 +121,16 @@ class CrawlLauncher:
         with jobdir.log_file.open("ab") as log:
             log.write(f"\n--- {utcnow().isoformat()} crawl process starting\n".encode())
             log.flush()
-            return subprocess.Popen([sys.executable, "-m", RUN_MODULE, job_id], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                    close_fds=True)
+            # the child inherits a mask with the stop signals blocked until it can handle them (see run.py)
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", RUN_MODULE, job_id], stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                        close_fds=True)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        jobdir.write_pid(proc.pid)  # at once, so `crawl stop` finds a job that is still starting
+        return proc
 
     def wait(self, job_id: str, proc: subprocess.Popen, on_progress: Callable[[dict[str, Any]], None] | None = None,
              interval_s: float = 0.5) -> tuple[CrawlJob, int]:

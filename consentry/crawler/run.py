@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
-from ..core.errors import ConsentryError, DependencyError
-from ..core.settings import load_settings
-from .runner import EXIT_FAILED, EXIT_UNAVAILABLE, CrawlRunner
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The launcher starts us with SIGINT/SIGTERM blocked, so a stop sent while the interpreter starts
+    # stays pending; it is noted here and honoured once the crawl runs (then Scrapy's handlers take over).
+    stops: list[int] = []
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda n, _frame: stops.append(n))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    from ..core.errors import ConsentryError, DependencyError
+    from ..core.settings import load_settings
+    from .runner import EXIT_FAILED, EXIT_UNAVAILABLE, CrawlRunner
+
     parser = argparse.ArgumentParser(prog="python -m consentry.crawler.run", description=__doc__)
     parser.add_argument("job_id")
     args = parser.parse_args(argv)
@@ -28,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     logging.getLogger().setLevel(settings.log_level.upper())
     try:
-        return CrawlRunner(settings).run(args.job_id)
+        return CrawlRunner(settings, stop_requested=lambda: bool(stops)).run(args.job_id)
     except ConsentryError as exc:
         log.error("crawl job %s: %s", args.job_id, exc)
         return EXIT_UNAVAILABLE if isinstance(exc, DependencyError) else EXIT_FAILED

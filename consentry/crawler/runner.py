@@ -8,6 +8,8 @@ the job's state in the JobStore (running → finished | stopped | failed) and re
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,12 +95,15 @@ class _Outcome:
 
 
 class CrawlRunner:
-    def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore | None = None,
+                 stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.settings = settings
+        self.stop_requested = stop_requested  # a stop asked for before Scrapy's own signal handlers were in place
         self.store = store or S3ObjectStore(S3Config.from_settings(settings))
         self.jobs = JobStore(self.store)
         self.sources = SourceRegistry(self.store)
         self._outcome = _Outcome()
+        self._early_stop_sent = False
 
     # --- checks shared with the CLI ------------------------------------------------------------
     @staticmethod
@@ -161,22 +166,26 @@ class CrawlRunner:
         job = self.jobs.get(job_id)
         jobdir = JobDir(self.settings.home, job.id).create()
         other = jobdir.running_pid()
-        if other is not None:
+        if other is not None and other != os.getpid():  # the launcher writes our pid as it starts us
             raise ConsentryError(f"crawl job {job.id} is already running (pid {other})")
         try:
-            source = self.sources.get(job.source_id)
-            self.check(job, source)
-        except ConsentryError as exc:
-            self.jobs.put(job.model_copy(update={"state": JobState.FAILED, "error": str(exc)}))
-            raise
-        jobdir.write_pid()
-        job = self.jobs.put(job.model_copy(update={"state": JobState.RUNNING, "error": None}))
-        log.info("crawl job %s: source %s (%s), seeds %s", job.id, source.id, source.basis.value, job.seeds)
-        try:
-            self._crawl(job, source, jobdir)
+            try:
+                source = self.sources.get(job.source_id)
+                self.check(job, source)
+            except ConsentryError as exc:
+                self.jobs.put(job.model_copy(update={"state": JobState.FAILED, "error": str(exc)}))
+                raise
+            jobdir.write_pid()
+            job = self.jobs.put(job.model_copy(update={"state": JobState.RUNNING, "error": None}))
+            log.info("crawl job %s: source %s (%s), seeds %s", job.id, source.id, source.basis.value, job.seeds)
+            try:
+                self._crawl(job, source, jobdir)
+            except Exception as exc:  # recorded in the job, never lost
+                log.exception("crawl job %s crashed", job.id)
+                self._outcome.reason, self._outcome.error = "error", f"{type(exc).__name__}: {exc}"
+            return self._finish(job)  # the final state is stored before the pid goes: `stop` then sees it
         finally:
             jobdir.clear_pid()
-        return self._finish(job)
 
     def _crawl(self, job: CrawlJob, source: Source, jobdir: JobDir) -> None:
         from scrapy import signals
@@ -191,9 +200,22 @@ class CrawlRunner:
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
         d = process.crawl(crawler)
         d.addErrback(self._crawl_failed)
+        from twisted.internet.task import LoopingCall
+
+        early_stop = LoopingCall(self._stop_if_requested, process, crawler)
+        early_stop.start(0.1, now=False)
         process.start()
         if self._outcome.stats is None:
             self._outcome.stats = dict(crawler.stats.get_stats() or {})
+
+    def _stop_if_requested(self, process: Any, crawler: Any) -> None:
+        """Honour a stop that came before Scrapy's signal handlers, once the engine can stop gracefully."""
+        if self._early_stop_sent or not self.stop_requested():
+            return
+        if crawler.engine is not None and crawler.engine.running:
+            self._early_stop_sent = True
+            log.info("a stop was requested while the crawl was starting; stopping")
+            process.stop()
 
     def _spider_closed(self, spider: Any, reason: str) -> None:
         self._outcome.reason = reason

@@ -179,3 +179,17 @@ def test_ctrl_c_stops_a_foreground_crawl_gracefully(cli_env, capsys, site):
     stopped = cli_json(capsys, "crawl", "status", job_id, "--json")
     assert stopped["state"] == "stopped" and stopped["pid"] is None
     assert 0 < stopped["stats"]["pages"] < PAGES
+
+
+def test_stop_right_after_a_detached_start(cli_env, capsys, site):
+    """A stop that arrives while the crawl process is still starting is honoured, not lost."""
+    cli(capsys, "source", "add", "quick-stop", "--match", f"127.0.0.1:{site.port}", "--basis", "consent")
+    rc, out, err = cli(capsys, "crawl", "start", "--source", "quick-stop", "--seed", site.url("/"), "--depth", "50",
+                       "--detach", "--json")
+    assert rc == 0, err
+    job_id = json.loads(out)["id"]
+    rc, out, err = cli(capsys, "crawl", "stop", job_id)
+    assert rc == 0, err
+    status = cli_json(capsys, "crawl", "status", job_id, "--json")
+    assert status["state"] == "stopped" and status["pid"] is None
+    assert status["stats"]["pages"] < PAGES
