@@ -144,6 +144,7 @@ class MilvusVectorStore:
         self._client: Any = None
         self._lock = threading.Lock()
         self._ready: set[str] = set()
+        self._ensure_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
@@ -164,7 +165,8 @@ class MilvusVectorStore:
             raise
         except Exception as exc:
             msg = str(exc)
-            transient = not any(s in msg.lower() for s in ("schema", "not exist", "invalid", "illegal", "parse"))
+            transient = not any(s in msg.lower() for s in ("schema", "not exist", "invalid", "illegal", "parse",
+                                                                     "already exist"))
             if transient:
                 self.reset()
             raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}", transient=transient) from None
@@ -183,6 +185,11 @@ class MilvusVectorStore:
     def ensure_collection(self, spec: CollectionSpec) -> None:
         if spec.name in self._ready:
             return
+        with self._ensure_lock:  # threads of one process (API workers) must not race to create a collection
+            if spec.name not in self._ready:
+                self._ensure_collection(spec)
+
+    def _ensure_collection(self, spec: CollectionSpec) -> None:
         from pymilvus import DataType, MilvusClient
 
         c = self.client

@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
+                      model_validator)
 
 from ..catalog import ProvenanceStore
 from ..core.errors import NoFaceFound, NotFound, RecordError
@@ -46,6 +47,16 @@ CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._:/#-]{0,127}$"
 FACE_ID_PATTERN = r"^[0-9a-f]{64}$"
 _FACE_ID_RE = re.compile(FACE_ID_PATTERN)
 MAX_FILTER_VALUES = 32
+
+
+def _not_a_number(v: Any) -> Any:
+    if isinstance(v, (int, float)) or (isinstance(v, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", v)):
+        raise ValueError("expected an ISO 8601 date or date-time, not a number")
+    return v
+
+
+#: a time given as ISO 8601 text (pydantic alone would also take numbers as Unix times)
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,8 @@ class SearchOptions(BaseModel):
                                    description="Only faces from these source ids.")
     job: list[FilterId] = Field(default_factory=list, max_length=MAX_FILTER_VALUES,
                                 description="Only faces from these crawl job ids.")
-    ingested_since: datetime | None = Field(default=None, description="Only faces ingested at or after this time.")
-    ingested_until: datetime | None = Field(default=None, description="Only faces ingested at or before this time.")
+    ingested_since: IsoDatetime | None = Field(default=None, description="Only faces ingested at or after this time.")
+    ingested_until: IsoDatetime | None = Field(default=None, description="Only faces ingested at or before this time.")
 
     @classmethod
     def build(cls, **fields: Any) -> "SearchOptions":

@@ -43,6 +43,8 @@ def test_health_readiness_docs_and_openapi(api):
         assert {"/v1/search/photo", "/v1/search/face", "/v1/faces/{face_id}", "/v1/images/{url_key}",
                 "/v1/audit/entries", "/v1/audit/verify", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
         assert "HTTPBearer" in spec["components"]["securitySchemes"]
+        top_k = spec["components"]["schemas"]["FaceSearchBody"]["properties"]["top_k"]["anyOf"][0]
+        assert top_k["maximum"] == api.settings.api_max_top_k  # this server's bounds are in its schema
         docs = c.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

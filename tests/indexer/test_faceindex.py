@@ -76,3 +76,55 @@ def test_schema_checked_on_later_start(stack):
     FaceIndex(MilvusVectorStore(stack.milvus_uri), IndexConfig(collection=name)).ensure()
     with pytest.raises(SchemaMismatch):
         FaceIndex(MilvusVectorStore(stack.milvus_uri), IndexConfig(collection=name, dim=128)).ensure()
+
+
+def _names():
+    return {"collection": f"f_{uuid.uuid4().hex[:8]}", "suppression_collection": f"s_{uuid.uuid4().hex[:8]}"}
+
+
+def test_index_settings_come_from_settings():
+    from consentry.core.settings import load_settings
+
+    hnsw = IndexConfig.from_settings(load_settings(milvus_hnsw_m=24, milvus_search_ef=96)).index_spec()
+    assert (hnsw.index_type, hnsw.metric) == ("HNSW", "COSINE")
+    assert hnsw.build_params == {"M": 24, "efConstruction": 200} and hnsw.search_params == {"ef": 96}
+    ivf = IndexConfig.from_settings(load_settings(milvus_index_type="IVF_FLAT", milvus_ivf_nlist=64,
+                                                  milvus_ivf_nprobe=8)).index_spec()
+    assert ivf.index_type == "IVF_FLAT" and ivf.build_params == {"nlist": 64} and ivf.search_params == {"nprobe": 8}
+
+
+@pytest.mark.parametrize("index_type", ["HNSW", "IVF_FLAT"])
+def test_schema_and_index_on_both_milvus_flavours(milvus_uri, index_type):
+    import dataclasses
+    import threading
+
+    cfg = dataclasses.replace(IndexConfig(index_type=index_type, ivf_nlist=16, ivf_nprobe=16), **_names())
+    index = FaceIndex(MilvusVectorStore(milvus_uri), cfg)
+    errors = []
+
+    def ensure():  # the API's threads ensure the collections at once on first use
+        try:
+            index.ensure()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ensure) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    client = index.store.client
+    desc = client.describe_index(cfg.collection, client.list_indexes(cfg.collection)[0])
+    assert desc["index_type"] == index_type and desc["metric_type"] == "COSINE"
+    rng = np.random.default_rng(5)
+    person = rng.normal(size=512)
+    faces = [make_face(person + rng.normal(scale=0.3, size=512), n=i) for i in range(3)]
+    faces += [make_face(rng.normal(size=512), n=10 + i) for i in range(20)]
+    assert index.upsert(faces) == 23
+    hits = index.search([person], "m1", top_k=5, threshold=0.5, strong=True)[0]
+    assert {m.face_id for m in hits} == {f.face_id for f in faces[:3]}
+    # a later start checks the schema: same config is fine, another dimension is a clear error
+    FaceIndex(MilvusVectorStore(milvus_uri), cfg).ensure()
+    with pytest.raises(SchemaMismatch, match="dim"):
+        FaceIndex(MilvusVectorStore(milvus_uri), dataclasses.replace(cfg, dim=128)).ensure()

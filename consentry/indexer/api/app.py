@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -41,6 +42,25 @@ def _check_schema(services: Services) -> None:
         log.error("face index not ready: %s", exc)
 
 
+def _bounded(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Write this server's bounds (api_max_top_k, the search_threshold floor) into the OpenAPI document."""
+    bounds = {"top_k": {"maximum": settings.api_max_top_k}, "threshold": {"minimum": settings.search_threshold}}
+
+    def tighten(name: str, prop: dict[str, Any]) -> None:
+        for variant in prop.get("anyOf", [prop]):
+            if name in bounds and variant.get("type") in ("integer", "number"):
+                variant.update(bounds[name])
+
+    for component in schema.get("components", {}).get("schemas", {}).values():
+        for name, prop in component.get("properties", {}).items():
+            tighten(name, prop)
+    for item in schema.get("paths", {}).values():
+        for op in item.values():
+            for param in op.get("parameters", []) if isinstance(op, dict) else []:
+                tighten(param["name"], param.get("schema", {}))
+    return schema
+
+
 def create_app(settings: Settings, services: Services | None = None, *,
                routers: Sequence[APIRouter] = ()) -> FastAPI:
     if services is None:
@@ -61,6 +81,8 @@ def create_app(settings: Settings, services: Services | None = None, *,
     errors.install(app)
     for router in (*ROUTERS, *routers):
         app.include_router(router)
+    generate = app.openapi
+    app.openapi = lambda: app.openapi_schema or _bounded(generate(), settings)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
     return app

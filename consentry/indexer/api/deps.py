@@ -17,6 +17,7 @@ bearer = HTTPBearer(auto_error=False, description="An API token: `consentry toke
 
 #: error responses every authenticated route may give (for the OpenAPI document)
 AUTH_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorOut, "description": "Malformed request body."},
     401: {"model": ErrorOut, "description": "Missing, unknown or revoked token."},
     403: {"model": ErrorOut, "description": "The token's role may not do this."},
     422: {"model": ErrorOut, "description": "Invalid request."},

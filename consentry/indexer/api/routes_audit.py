@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ...core.errors import RecordError
 from ..auth import Principal, Role
+from ..search import IsoDatetime
 from .deps import AUTH_RESPONSES, ServicesDep, require
 from .models import AuditEntries, AuditVerify
 
@@ -23,8 +24,8 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 @router.get("/entries", response_model=AuditEntries, summary="Audit entries in a time range (oldest first)")
 def entries(svc: ServicesDep, caller: Auditor,
-            since: Annotated[datetime | None, Query(description="Entries at or after this time.")] = None,
-            until: Annotated[datetime | None, Query(description="Entries at or before this time.")] = None,
+            since: Annotated[IsoDatetime | None, Query(description="Entries at or after this time.")] = None,
+            until: Annotated[IsoDatetime | None, Query(description="Entries at or before this time.")] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditEntries:
     since, until = _utc(since), _utc(until)
     if since and until and since > until:
