@@ -81,7 +81,7 @@ class KafkaPublishPipeline:
         def connect() -> Producer:
             if not broker.ping():  # fails in milliseconds; the producer's own bootstrap waits 30 s
                 raise BrokerError(f"Kafka at {cfg.bootstrap} does not answer")
-            return KafkaProducerAdapter(cfg, max_block_s=s.getfloat("CONSENTRY_PUBLISH_BLOCK_SECONDS", 10.0))
+            return KafkaProducerAdapter(cfg, max_block_s=s.getfloat("CONSENTRY_PUBLISH_TIMEOUT_SECONDS", 30.0))
 
         return cls(producer_factory=connect,
                    topic=s.get("CONSENTRY_TOPIC_IMAGES"),
@@ -91,7 +91,8 @@ class KafkaPublishPipeline:
                    published=PublishedKeys(Path(published) if published else None),
                    unpublished_file=Path(unpublished) if unpublished else None, stats=crawler.stats,
                    batch_size=s.getint("CONSENTRY_PUBLISH_BATCH", 100),
-                   flush_interval_s=s.getfloat("CONSENTRY_PUBLISH_INTERVAL", 0.5), on_failure=fail)
+                   flush_interval_s=s.getfloat("CONSENTRY_PUBLISH_INTERVAL", 0.5),
+                   flush_timeout_s=s.getfloat("CONSENTRY_PUBLISH_TIMEOUT_SECONDS", 30.0), on_failure=fail)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def open_spider(self) -> None:
@@ -109,6 +110,8 @@ class KafkaPublishPipeline:
         try:
             if self.failure is None:
                 await self.flush()
+        except BrokerError:
+            pass  # logged and reported by flush(); what was not acknowledged is kept just below
         finally:
             self._keep_unpublished(self._buffer)
             if self.producer is not None:

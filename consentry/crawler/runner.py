@@ -146,6 +146,7 @@ class CrawlRunner:
             "CONSENTRY_KAFKA_CONFIG": KafkaConfig.from_settings(s),
             "CONSENTRY_TOPIC_IMAGES": s.topic_images,
             "CONSENTRY_PUBLISH_RETRIES": s.crawl_publish_retries,
+            "CONSENTRY_PUBLISH_TIMEOUT_SECONDS": s.kafka_request_timeout_ms / 1000,  # per send/flush attempt
             "CONSENTRY_PUBLISHED_FILE": str(jobdir.published_file),
             "CONSENTRY_UNPUBLISHED_FILE": str(jobdir.unpublished_file),
             "CONSENTRY_REFUSALS_FILE": str(jobdir.refusals_file),
@@ -230,18 +231,19 @@ class CrawlRunner:
 
     def _finish(self, job: CrawlJob) -> int:
         out = self._outcome
-        counters, refusals = job_counters(out.stats or {}, job.stats, job.refusals)
-        if out.reason == "finished" and not out.error:
-            state, code = JobState.FINISHED, EXIT_OK
-        elif out.reason == "shutdown" and not out.error:
-            state, code = JobState.STOPPED, EXIT_STOPPED
-        elif out.reason == CLOSE_REASON_BROKER:
+        stats = out.stats or {}
+        counters, refusals = job_counters(stats, job.stats, job.refusals)
+        broker_failed = out.reason == CLOSE_REASON_BROKER or bool(stats.get("crawler/publish_failures"))
+        if broker_failed:
             state, code = JobState.FAILED, EXIT_UNAVAILABLE
+            error = (f"broker unavailable, candidates kept for `consentry crawl resume {job.id}`: "
+                     f"{out.error or stats.get('crawler/failure')}")
+        elif out.reason == "finished" and not out.error:
+            state, code, error = JobState.FINISHED, EXIT_OK, None
+        elif out.reason == "shutdown" and not out.error:
+            state, code, error = JobState.STOPPED, EXIT_STOPPED, None
         else:
-            state, code = JobState.FAILED, EXIT_FAILED
-        error = None if state is not JobState.FAILED else (out.error or f"crawl ended: {out.reason}")
-        if error and state is JobState.FAILED and out.reason == CLOSE_REASON_BROKER:
-            error = f"broker unavailable, crawl stopped (resume when Kafka is back): {error}"
+            state, code, error = JobState.FAILED, EXIT_FAILED, out.error or f"crawl ended: {out.reason}"
         self.jobs.put(job.model_copy(update={"state": state, "stats": counters, "refusals": refusals, "error": error}))
         log.info("crawl job %s %s: %s", job.id, state.value, counters)
         return code
