@@ -78,7 +78,9 @@ def bare_child(seed: str, settings_file: str) -> None:
 
     class BareSpider(scrapy.Spider):
         name = "bare"
-        start_urls = [seed]
+
+        async def start(self):
+            yield scrapy.Request(seed, callback=self.parse)  # filtered like every other URL: each page once
 
         def parse(self, response):
             self.crawler.stats.inc_value("bench/pages")
