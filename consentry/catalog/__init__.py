@@ -5,7 +5,7 @@ Object layout (bucket ``s3_bucket``)::
     sources/{source_id}.json              Source
     jobs/{job_id}.json                    CrawlJob (state and counters)
     provenance/{url_key[:2]}/{url_key}.json   Provenance, one per image URL
-    images/{sha256[:2]}/{sha256}.json     which URLs carried these bytes (dedup index)
+    images/{sha[:2]}/{sha}/{url_key}      which URLs carried these bytes (dedup index, one marker each)
     crops/{face_id}.jpg                   face crops, only if s3_store_crops
     audit/...                             the hash-chained audit log (indexer.audit)
     receipts/{request_id}.json            erasure receipts (indexer.erasure)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Iterator
 
 from ..clients.objectstore import ObjectStore
@@ -23,10 +23,6 @@ class ProvenanceStore:
     @staticmethod
     def key(ukey: str) -> str:
         return f"{PROV_PREFIX}{ukey[:2]}/{ukey}.json"
-
-    @staticmethod
-    def image_key(sha256: str) -> str:
-        return f"{IMAGE_PREFIX}{sha256[:2]}/{sha256}.json"
 
     @staticmethod
     def crop_key(face_id: str) -> str:
@@ -81,25 +77,27 @@ class ProvenanceStore:
                 yield p
 
     # ------------------------------------------------------------------------ by bytes
+    # One marker object per (bytes, URL): images/{sha[:2]}/{sha}/{url_key}, body = first-seen time in ns.
+    # Writers never read-modify-write a shared list, so concurrent workers cannot lose a sighting.
+    @staticmethod
+    def _image_prefix(sha256: str) -> str:
+        return f"{IMAGE_PREFIX}{sha256[:2]}/{sha256}/"
+
     def image_urls(self, sha256: str) -> list[str]:
-        """URL keys whose bytes hashed to ``sha256`` (first sighting first)."""
-        try:
-            return list(json.loads(self.store.get(self.image_key(sha256)))["url_keys"])
-        except ObjectNotFound:
-            return []
+        """URL keys whose bytes hashed to ``sha256``, first sighting first."""
+        prefix = self._image_prefix(sha256)
+        seen = []
+        for k in self.store.list(prefix):
+            try:
+                t = int(self.store.get(k) or b"0")
+            except (ObjectNotFound, ValueError):
+                continue
+            seen.append((t, k[len(prefix):]))
+        return [u for _, u in sorted(seen)]
 
     def add_image_url(self, sha256: str, ukey: str) -> list[str]:
-        keys = self.image_urls(sha256)
-        if ukey not in keys:
-            keys.append(ukey)
-            self.store.put(self.image_key(sha256), json.dumps({"sha256": sha256, "url_keys": keys}).encode(),
-                           content_type="application/json")
-        return keys
+        self.store.put_if_absent(self._image_prefix(sha256) + ukey, str(time.time_ns()).encode(), "text/plain")
+        return self.image_urls(sha256)
 
     def remove_image_url(self, sha256: str, ukey: str) -> None:
-        keys = [k for k in self.image_urls(sha256) if k != ukey]
-        if keys:
-            self.store.put(self.image_key(sha256), json.dumps({"sha256": sha256, "url_keys": keys}).encode(),
-                           content_type="application/json")
-        else:
-            self.store.delete(self.image_key(sha256))
+        self.store.delete(self._image_prefix(sha256) + ukey)

@@ -304,21 +304,50 @@ class MilvusVectorStore:
         res = self._call("count", self.client.query, spec.name, **kw)
         return int(res[0]["count(*)"]) if res else 0
 
+    #: a single Milvus query returns at most this many rows (offset + limit)
+    QUERY_WINDOW = 16384
+    #: characters a primary key may use for iterate() (no "_" or "%": they are LIKE wildcards)
+    _PK_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-."
+
     def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
                 where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]:
-        """Every matching row, in batches (query_iterator: no 16384-row query window)."""
-        self.ensure_collection(spec)
-        expr = render(spec, where) or f'{spec.primary.name} != ""'
-        it = self._call("query_iterator", self.client.query_iterator, spec.name, batch_size=batch, filter=expr,
-                        output_fields=list(output_fields) or [spec.primary.name])
-        try:
-            while True:
-                rows = self._call("query_iterator.next", it.next)
-                if not rows:
-                    return
-                yield list(rows)
-        finally:
-            it.close()
+        """Every matching row, in batches, past the 16384-row query window.
+
+        Milvus 2.3's query_iterator is unreliable, so the primary-key space is split by prefix
+        (``pk like "ab%"``) until each part fits in one query; keys must use ``_PK_ALPHABET`` (our ids are
+        hex). Rows written meanwhile may be missed.
+        """
+        fields = list(dict.fromkeys([spec.primary.name, *output_fields]))
+        for rows in self._iterate_prefix(spec, fields, list(where), ""):
+            for i in range(0, len(rows), batch):
+                yield rows[i:i + batch]
+
+    def _iterate_prefix(self, spec: CollectionSpec, fields: list[str], where: list[Cond],
+                        prefix: str) -> Iterator[list[dict[str, Any]]]:
+        pk = spec.primary.name
+        base = render(spec, where)
+        like = f"{pk} like {literal(prefix + '%')}" if prefix else f'{pk} != ""'
+        expr = f"({base}) and {like}" if base else like
+        n = self._count_expr(spec, expr)
+        if n == 0:
+            return
+        if n <= self.QUERY_WINDOW or len(prefix) >= 64:
+            yield list(self._call("query", self.client.query, spec.name, filter=expr, output_fields=fields,
+                                  limit=self.QUERY_WINDOW, consistency_level="Strong"))
+            return
+        if prefix:  # the key equal to the prefix itself
+            exact = f"({base}) and {pk} == {literal(prefix)}" if base else f"{pk} == {literal(prefix)}"
+            rows = list(self._call("query", self.client.query, spec.name, filter=exact, output_fields=fields,
+                                   limit=1, consistency_level="Strong"))
+            if rows:
+                yield rows
+        for ch in self._PK_ALPHABET:
+            yield from self._iterate_prefix(spec, fields, where, prefix + ch)
+
+    def _count_expr(self, spec: CollectionSpec, expr: str) -> int:
+        res = self._call("count", self.client.query, spec.name, filter=expr, output_fields=["count(*)"],
+                         consistency_level="Strong")
+        return int(res[0]["count(*)"]) if res else 0
 
     def drop(self, spec: CollectionSpec) -> None:
         c = self.client

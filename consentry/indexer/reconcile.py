@@ -73,7 +73,10 @@ class Reconciler:
             rep.repaired["orphan_faces_deleted"] = self.index.delete(rep.faces_without_provenance)
             n = 0
             if self.republish is not None:
-                for url in rep.provenance_missing_faces:
+                # face rows live under the URL that was embedded; a duplicate URL reuses them, so
+                # re-publish the first sighting (ingest rebuilds it; the duplicate keeps pointing at it)
+                urls = dict.fromkeys(self._first(u) for u in rep.provenance_missing_faces)
+                for url in urls:
                     p = self.provenance.for_url(url)
                     if p is not None:
                         self.republish(ImageCandidate(url=p.url, page_url=p.page_url, job_id=p.job_id,
@@ -85,3 +88,7 @@ class Reconciler:
                  rep.faces_checked, rep.provenance_checked, len(rep.faces_without_provenance),
                  len(rep.provenance_missing_faces))
         return rep
+
+    def _first(self, url: str) -> str:
+        p = self.provenance.for_url(url)
+        return p.duplicate_of if p is not None and p.duplicate_of else url

@@ -137,12 +137,13 @@ class Stack:
         p = self.s3_port
         data = self.dir / "seaweedfs"
         data.mkdir(parents=True, exist_ok=True)
+        # every SeaweedFS port inside [p, p+9], so stacks on bases 10 apart never collide
         argv = [_bin("weed"), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-s3.port={p}", f"-s3.port.grpc={p + 10000}",
-                f"-master.port={p + 1}", f"-master.port.grpc={p + 10001}",
-                f"-volume.port={p + 2}", f"-volume.port.grpc={p + 10002}",
-                f"-filer.port={p + 3}", f"-filer.port.grpc={p + 10003}",
-                f"-admin.port={p + 4}", f"-admin.port.grpc={p + 10004}",
+                f"-s3.port={p}", f"-s3.port.grpc={p + 5}",
+                f"-master.port={p + 1}", f"-master.port.grpc={p + 6}",
+                f"-volume.port={p + 2}", f"-volume.port.grpc={p + 7}",
+                f"-filer.port={p + 3}", f"-filer.port.grpc={p + 8}",
+                f"-admin.port={p + 4}", f"-admin.port.grpc={p + 9}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
                 f"-bucket={self.s.s3_bucket},{TANSU_BUCKET}"]
         env = {"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk}

@@ -83,3 +83,14 @@ def test_iterate_pages_past_the_query_window(store_and_uri):
     seen = [r["id"] for batch in vs.iterate(sp, ["id", "n"], batch=1000) for r in batch]
     assert sorted(seen) == sorted(r["id"] for r in rows)
     vs.drop(sp)
+
+
+def test_iterate_splits_key_space_past_the_window(stack, monkeypatch):
+    vs = MilvusVectorStore(stack.milvus_uri)
+    monkeypatch.setattr(MilvusVectorStore, "QUERY_WINDOW", 40)  # force the prefix split on a small collection
+    sp = spec(f"c_{uuid.uuid4().hex[:8]}", dim=4)
+    rows = [{"id": f"{i:x}", "v": [1.0, float(i), 0.5, 0.25], "src": "a", "n": i} for i in range(300)]
+    vs.upsert(sp, rows)
+    seen = [r["id"] for batch in vs.iterate(sp, ["n"], batch=50, where=[Cond("n", ">=", 10)]) for r in batch]
+    assert sorted(seen) == sorted(r["id"] for r in rows if r["n"] >= 10)
+    vs.drop(sp)

@@ -82,7 +82,8 @@ def test_end_to_end_on_real_servers(ingested):
     assert env.provenance.get(url_key(site.url("/img/noai.jpg"))).sha256 is None  # refused before decoding
     objects = list(env.store.list(""))
     assert not [k for k in objects if k.startswith("crops/")]  # crops are off by default
-    assert all(k.endswith(".json") or k.startswith(("by-source/", "by-job/")) for k in objects)  # no image bytes
+    assert all(k.endswith(".json") or k.startswith(("by-source/", "by-job/", "images/")) for k in objects)
+    assert all(env.store.get(k).isdigit() for k in objects if k.startswith("images/"))  # markers, no image bytes
     assert env.dead_letters() == []
 
 

@@ -20,8 +20,10 @@ PNG = {"Content-Type": "image/png"}
 
 
 def only_system_keys(store) -> bool:
-    """No image bytes kept: only sources, provenance and the by-bytes index (JSON) in the store."""
-    bad = [k for k in store.objects if not ((k.startswith(("sources/", "provenance/", "images/")) and k.endswith(".json")) or k.startswith(("by-source/", "by-job/")))]
+    """No image bytes kept: only sources, provenance (JSON), and markers (by-bytes index, by source/job)."""
+    bad = [k for k in store.objects if not ((k.startswith(("sources/", "provenance/")) and k.endswith(".json"))
+                                            or k.startswith(("by-source/", "by-job/"))
+                                            or (k.startswith("images/") and store.objects[k][0].isdigit()))]
     assert bad == []
     return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -55,11 +56,12 @@ def make_world(kind: str, request: pytest.FixtureRequest) -> World:
         cfg = IndexConfig()
     else:
         s = request.getfixturevalue("settings")
-        store = S3ObjectStore(S3Config.from_settings(s))
+        cfg_s3 = S3Config.from_settings(s)
+        store = S3ObjectStore(S3Config(cfg_s3.endpoint, cfg_s3.access_key, cfg_s3.secret_key,
+                                       bucket=f"t-{uuid.uuid4().hex[:12]}"))  # a bucket of its own
+        store.ensure_bucket()
         vs = MilvusVectorStore(s.milvus_uri)
         cfg = IndexConfig.from_settings(s)
-        for k in list(store.list("audit/")):
-            store.delete(k)
     return World(FaceIndex(vs, cfg), ProvenanceStore(store), store, AuditLog(store), model)
 
 
