@@ -72,11 +72,30 @@ def add(ctx: CliContext, name: str, match: str, basis: str, evidence: str | None
     if existing is not None:
         fields.update(created_at=existing.created_at, updated_at=utcnow())
     src = registry.put(Source.build(**fields))
+    receipt = _record_consent_change(ctx, existing, src)
     if as_json:
-        emit_json(src.to_dict())
+        emit_json({**src.to_dict(), "erasure": receipt.to_dict() if receipt else None})
     else:
         click.echo(f"source {src.id}: {src.match} ({src.basis.value}, retention {src.retention_days} days)"
                    + (" — basis none: no crawl may run for it" if src.basis.value == "none" else ""))
+        if receipt is not None:
+            click.echo(f"basis withdrawn: erased {receipt.deleted.get('milvus_faces', 0)} faces and "
+                       f"{receipt.deleted.get('provenance_deleted', 0)} provenance records (receipt {receipt.request_id})")
+
+
+def _record_consent_change(ctx: CliContext, old, new):  # noqa: ANN001, ANN202
+    """Audit-log the change; a basis changed to `none` erases everything that came from the source."""
+    from .. import wiring
+    from .lifecycle_cmd import local_actor
+
+    s = ctx.settings
+    actor = local_actor()
+    wiring.audit_log(s).append("consent-change", actor, source=new.id,
+                               basis_before=old.basis.value if old else None, basis_after=new.basis.value,
+                               match=new.match, evidence=new.evidence, retention_days=new.retention_days)
+    if old is not None and old.basis.value != "none" and new.basis.value == "none":
+        return wiring.eraser(s, with_model=False).forget_source(new.id, actor)
+    return None
 
 
 @source.command("list")
@@ -105,6 +124,36 @@ def show(ctx: CliContext, name: str, as_json: bool) -> None:
         return
     for label, value in zip(HEADERS, _rows([src])[0], strict=True):
         click.echo(f"{label:>15}: {value}")
+
+
+@source.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_ctx
+def remove(ctx: CliContext, name: str, yes: bool, as_json: bool) -> None:
+    """Remove a source and erase every face and stored object that came from it; prints the receipt.
+
+    Example: consentry source remove family --yes
+    """
+    from .. import wiring
+    from .lifecycle_cmd import local_actor
+
+    s = ctx.settings
+    registry = _registry(ctx)
+    src = registry.get(name)
+    if not yes:
+        click.confirm(f"remove source {name!r} and erase everything that came from it?", abort=True)
+    actor = local_actor()
+    receipt = wiring.eraser(s, with_model=False).forget_source(name, actor)
+    registry.remove(name)
+    wiring.audit_log(s).append("consent-change", actor, source=name, basis_before=src.basis.value,
+                               basis_after=None, removed=True, erasure=receipt.request_id)
+    if as_json:
+        emit_json({"removed": name, "erasure": receipt.to_dict()})
+    else:
+        click.echo(f"source {name} removed; erased {receipt.deleted.get('milvus_faces', 0)} faces and "
+                   f"{receipt.deleted.get('provenance_deleted', 0)} provenance records (receipt {receipt.request_id})")
 
 
 COMMANDS = [source]

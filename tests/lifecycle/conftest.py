@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,3 +77,13 @@ def world(request: pytest.FixtureRequest) -> World:
 @pytest.fixture
 def real_world(request: pytest.FixtureRequest) -> World:
     return make_world("real", request)
+
+
+def cli(world: World, settings, *args: str) -> subprocess.CompletedProcess:
+    """Run `consentry ARGS` in a subprocess against the same bucket, collections and topics as ``world``."""
+    env = {**os.environ, "CONSENTRY_S3_BUCKET": world.store.bucket,
+           "CONSENTRY_MILVUS_COLLECTION": settings.milvus_collection,
+           "CONSENTRY_MILVUS_SUPPRESSION_COLLECTION": settings.milvus_suppression_collection,
+           "CONSENTRY_TOPIC_PREFIX": settings.topic_prefix}
+    return subprocess.run([sys.executable, "-m", "consentry.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
