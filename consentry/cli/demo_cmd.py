@@ -8,16 +8,17 @@ from .common import CliContext, pass_ctx
 
 
 @click.command("demo")
-@click.option("--keep", is_flag=True, help="Leave the stack up afterwards.")
+@click.option("--keep", is_flag=True, help="Leave the stack up afterwards (the demo data stays for exploring).")
 @pass_ctx
 def demo(ctx: CliContext, keep: bool) -> None:
-    """Run the demo: stack up, crawl a local site, ingest, search, explain, forget.
+    """Run the demo: stack up, serve a local photo site, register its sources, crawl, ingest,
+    search by photo, explain refusals, forget a person, search again, verify the audit log.
 
     Example: consentry demo --keep
     """
-    from ..demo.smoke import run_smoke
+    from ..demo.runner import run_demo
 
-    run_smoke(ctx.settings, keep=keep)
+    run_demo(ctx.settings, keep=keep)
 
 
 COMMANDS = [demo]

@@ -57,6 +57,12 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def _delete_existing(store: ObjectStore, keys: list[str]) -> int:
+    """Delete the keys that exist; returns how many did (so receipts count real deletions)."""
+    present = [k for k in keys if store.exists(k)]
+    return store.delete_many(present)
+
+
 class FaceRemover:
     """Delete faces from Milvus and redact them in provenance (and drop their crops)."""
 
@@ -78,8 +84,8 @@ class FaceRemover:
             faces = [f.model_copy(update={"erased": True}) if f.face_id in wanted else f for f in prov.faces]
             self.provenance.put(prov.model_copy(update={"faces": faces, "erased_by": [*prov.erased_by, tag]}))
             counts["provenance_redacted"] += 1
-        counts["crops_deleted"] = self.provenance.store.delete_many(
-            [self.provenance.crop_key(f) for f in face_ids])
+        counts["crops_deleted"] = _delete_existing(self.provenance.store,
+                                                   [self.provenance.crop_key(f) for f in face_ids])
         return counts
 
     def _all_sightings(self, url_keys: Iterable[str]) -> list[str]:
@@ -205,7 +211,7 @@ class Eraser:
                 shas.add(prov.sha256)
             deleted["objects_deleted"] += self.provenance.remove(prov)
             deleted["provenance_deleted"] += 1
-        deleted["crops_deleted"] = self.store.delete_many([self.provenance.crop_key(f) for f in ids])
+        deleted["crops_deleted"] = _delete_existing(self.store, [self.provenance.crop_key(f) for f in ids])
         # other sightings of the same bytes (kept: another source/job/url) lose the shared faces
         survivors = {k for sha in shas for k in self.provenance.image_urls(sha)} - doomed
         if survivors and ids:

@@ -108,11 +108,19 @@ class Stack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps({"milvus": mode}))
         ak, sk = self.credentials()
-        self._start_seaweedfs(ak, sk)
-        self._ensure_buckets(ak, sk)
-        self._start_tansu(ak, sk)
-        self._start_milvus(mode)
-        self._ensure_topics()
+        already = {n for n, p in self.procs.items() if p.pid()}
+        try:
+            self._start_seaweedfs(ak, sk)
+            self._ensure_buckets(ak, sk)
+            self._start_tansu(ak, sk)
+            self._start_milvus(mode)
+            self._ensure_topics()
+        except BaseException:
+            # leave nothing half-started behind: stop what this call started, newest first
+            for name in ("milvus", "tansu", "seaweedfs"):
+                if name not in already and self.procs[name].pid():
+                    self.procs[name].stop(signal.SIGINT if name == "milvus" and mode == "server" else signal.SIGTERM, 60)
+            raise
         return self.status()
 
     def _start(self, name: str, argv: list[str], env: dict[str, str], host: str, port: int,

@@ -111,3 +111,16 @@ def test_missing_binary_is_a_clear_error(own_env, monkeypatch):
     with pytest.raises(StackError) as ei:
         Stack(load_settings()).up()
     assert "not found" in str(ei.value)
+
+
+def test_failed_up_stops_what_it_started(own_env):
+    import socket
+
+    with socket.socket() as blocker:  # the broker's port is taken: S3 starts, then the broker fails
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", BASE + 92))
+        blocker.listen(1)
+        st = Stack(load_settings())
+        with pytest.raises(StackError):
+            st.up()
+        assert st.procs["seaweedfs"].pid() is None  # not left running
