@@ -73,18 +73,26 @@ def broker(settings: Settings):
 
 
 @pytest.fixture(scope="session")
-def milvus_server(stack: Settings) -> Iterator[str]:
-    """A real Milvus 2.3 standalone server beside the embedded one; yields its URI."""
+def milvus_server_stack(stack: Settings) -> Iterator:
+    """A real Milvus 2.3 standalone server beside the embedded one (its Stack, to restart it)."""
     from consentry.infra.stack import Stack
 
-    uri = f"http://127.0.0.1:{PORT_BASE + 530}"
-    s = load_settings(milvus_uri=uri, home=stack.home / "milvus-server-home")
+    s = load_settings(milvus_uri=f"http://127.0.0.1:{PORT_BASE + 530}", home=stack.home / "milvus-server-home",
+                      stack_milvus="server")
     st = Stack(s)
+    st.dir.mkdir(parents=True, exist_ok=True)
+    st.state_file.write_text('{"milvus": "server"}')
     st.start_milvus("server")
     try:
-        yield uri
+        yield st
     finally:
         st.stop_milvus("server")
+
+
+@pytest.fixture(scope="session")
+def milvus_server(milvus_server_stack) -> str:  # noqa: ANN001
+    """The Milvus 2.3 standalone server's URI."""
+    return milvus_server_stack.s.milvus_uri
 
 
 @pytest.fixture(scope="session")

@@ -30,10 +30,13 @@ def ingest() -> None:
 @click.option("--idle-seconds", type=float, help="Override ingest_idle_seconds for --until-idle.")
 @click.option("--interval", type=float, default=5.0, show_default=True,
               help="Seconds between throughput lines on stderr.")
+@click.option("--http-port", type=click.IntRange(min=0, max=65535),
+              help="Serve /healthz, /readyz and /metrics on this port (0 = any free port).")
+@click.option("--http-host", default="127.0.0.1", show_default=True, help="Address for --http-port.")
 @json_option
 @pass_ctx
 def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, idle_seconds: float | None,
-        interval: float, as_json: bool) -> None:
+        interval: float, http_port: int | None, http_host: str, as_json: bool) -> None:
     """Consume image candidates until stopped (Ctrl-C / SIGTERM finish the batch in flight, commit, close).
 
     Throughput (counts and per-second rates of records, fetched, indexed, faces, refusals by reason
@@ -59,9 +62,15 @@ def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, id
         pool = RayPool(s, n)
     stop = threading.Event()
     started = time.monotonic()
-    with _stop_on_signals(stop):
+    throughput = _Throughput(interval)
+    with _stop_on_signals(stop), _health(http_host, http_port) as health:
+        def on_tick(stats: dict[str, Any]) -> None:
+            throughput(stats)
+            if health is not None:
+                health.update(stats)
+
         totals = drive(pool, stop, until_idle, IdlePolicy(idle_seconds or s.ingest_idle_seconds),
-                       on_tick=_Throughput(interval), tick_s=1.0)
+                       on_tick=on_tick, tick_s=1.0)
     totals["seconds"] = round(time.monotonic() - started, 1)
     totals["mode"] = "threads" if no_ray else "ray"
     if as_json:
@@ -95,6 +104,18 @@ class _Throughput:
         line = " · ".join(parts) + (f" · refused by reason: {reasons}" if reasons else "")
         click.echo(f"ingest: {line}", err=True)
         self.last_t, self.last = now, dict(stats)
+
+
+@contextmanager
+def _health(host: str, port: int | None) -> Iterator[Any]:
+    if port is None:
+        yield None
+        return
+    from ..ingest.health import HealthServer
+
+    with HealthServer(host, port) as server:
+        click.echo(f"ingest: health and metrics on http://{host}:{server.port}/ (healthz, readyz, metrics)", err=True)
+        yield server
 
 
 @contextmanager

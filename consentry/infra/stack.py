@@ -199,6 +199,22 @@ class Stack:
         self._start("tansu", argv, env, self.kafka_host, self.kafka_port,
                     lambda: port_open(self.kafka_host, self.kafka_port), 30)
 
+    def start_service(self, name: str) -> None:
+        """Start one service (after stop_service, e.g. to inject a fault); waits until it is healthy."""
+        ak, sk = self.credentials()
+        starters = {"seaweedfs": lambda: self._start_seaweedfs(ak, sk), "tansu": lambda: self._start_tansu(ak, sk),
+                    "milvus": lambda: self._start_milvus(self.milvus_mode())}
+        if name not in starters:
+            raise StackError(f"unknown service {name!r} (seaweedfs, tansu, milvus)")
+        starters[name]()
+
+    def stop_service(self, name: str, timeout_s: float = 30.0) -> bool:
+        if name == "milvus":
+            return self.stop_milvus(self.milvus_mode())
+        if name not in self.procs:
+            raise StackError(f"unknown service {name!r} (seaweedfs, tansu, milvus)")
+        return self.procs[name].stop(signal.SIGTERM, timeout_s)
+
     def start_milvus(self, mode: str) -> None:
         """Start only Milvus (embedded or server) on ``milvus_uri``."""
         self._start_milvus(mode)

@@ -19,15 +19,25 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..core.errors import BrokerError, ConsentryError, DependencyError
+from .circuit import Circuit
 from .metrics import merge
 from .worker import IngestWorker
 
 log = logging.getLogger("consentry.ingest.runner")
 
 
+def default_probe(worker: IngestWorker) -> Callable[[], dict[str, bool]]:
+    """Ping what the worker's durable writes need: the object store and Milvus."""
+    def probe() -> dict[str, bool]:
+        return {"s3": worker.writer.store.ping(), "milvus": worker.writer.index.store.ping()}
+    return probe
+
+
 class WorkerLoop:
-    def __init__(self, worker: IngestWorker, name: str = "worker-0", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, worker: IngestWorker, name: str = "worker-0", clock: Callable[[], float] = time.monotonic,
+                 circuit: Circuit | None = None) -> None:
         self.worker = worker
+        self.circuit = circuit or Circuit(default_probe(worker))
         self.name = name
         self.clock = clock
         self.started = clock()
@@ -36,6 +46,9 @@ class WorkerLoop:
         self.running = False
         self.error: str | None = None
         self.fatal = False
+        self.broker_ok = True
+        self.busy = False
+        self._broker_checked = 0.0
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
@@ -45,7 +58,18 @@ class WorkerLoop:
         try:
             while not stop.is_set():
                 try:
-                    outcome = self.worker.poll_once()
+                    msgs = self.worker.consumer.poll(self.worker.poll_timeout_s, self.worker.max_poll_records)
+                    if not msgs:
+                        self._observe(0)
+                        continue
+                    with self._lock:
+                        self.busy = True  # a batch in flight (writes may block on a dependency): not idle
+                    try:
+                        outcome = self.worker.process(msgs)
+                    finally:
+                        with self._lock:
+                            self.busy = False
+                            self.last_activity = self.clock()
                     backoff = 0.5
                 except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
                     log.warning("%s: poll failed: %s", self.name, exc)
@@ -55,6 +79,11 @@ class WorkerLoop:
                     backoff = min(backoff * 2, 10.0)
                     continue
                 self._observe(outcome.records)
+                if outcome.redeliver:  # a dependency outlived the retries: pause until it answers again
+                    self.circuit.open(f"{len(outcome.redeliver)} partition(s) left for redelivery")
+                    self.circuit.wait_closed(stop)
+                    with self._lock:
+                        self.last_activity = self.clock()
         except (ConsentryError, Exception) as exc:  # non-transient dependency errors, bugs: stop loudly
             kind = "dependency" if isinstance(exc, DependencyError) else type(exc).__name__
             log.exception("%s stopped by a fatal %s error", self.name, kind)
@@ -75,13 +104,27 @@ class WorkerLoop:
             if records or assignment != self.assignment:
                 self.last_activity = self.clock()
             self.assignment = assignment
+        # an empty poll only means "drained" if the broker answers: kafka-python returns nothing,
+        # without an error, while the broker is down
+        ping = getattr(self.worker, "ping_broker", None)
+        if records:
+            self.broker_ok = True
+        elif ping is not None and self.clock() - self._broker_checked >= 2.0:
+            self._broker_checked = self.clock()
+            ok = bool(ping())
+            if not ok:
+                with self._lock:
+                    self.last_activity = self.clock()
+            self.broker_ok = ok
 
     def status(self) -> dict[str, Any]:
         now = self.clock()
         with self._lock:
             return {"name": self.name, "pid": os.getpid(), "running": self.running, "error": self.error,
                     "assigned": len(self.assignment), "idle_s": now - self.last_activity,
-                    "uptime_s": now - self.started, "stats": self.worker.stats.snapshot()}
+                    "uptime_s": now - self.started, "stats": self.worker.stats.snapshot(),
+                    "broker_ok": self.broker_ok, "busy": self.busy,
+                    **self.circuit.status()}
 
 
 class Pool(Protocol):
@@ -127,7 +170,8 @@ class IdlePolicy:
 
 
 def is_idle(status: dict[str, Any] | None, policy: IdlePolicy) -> bool:
-    if status is None or not status.get("running"):
+    if status is None or not status.get("running") or status.get("circuit") == "open" \
+            or not status.get("broker_ok", True) or status.get("busy"):
         return False
     if status["assigned"]:
         return status["idle_s"] >= policy.idle_seconds
@@ -176,4 +220,8 @@ def summary(statuses: list[dict[str, Any] | None]) -> dict[str, Any]:
     out = merge([s["stats"] for s in live])
     out["workers"] = len(statuses)
     out["workers_reachable"] = len(live)
+    out["circuits_open"] = sum(1 for s in live if s.get("circuit") == "open")
+    out["waiting_for"] = sorted({d for s in live for d in s.get("waiting_for", [])})
+    out["ready"] = bool(statuses) and len(live) == len(statuses) and all(
+        s.get("running") and s.get("circuit") != "open" and not s.get("error") for s in live)
     return out

@@ -33,7 +33,7 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
     preparer = Preparer(SourceCache(SourceRegistry(store)), Fetcher(cfg.fetch, resolver, transport),
                         Deduper(provenance), cfg.retry, stats, model.model_id, cfg.max_pixels, cfg.min_side,
                         cfg.retention_max_days)
-    return IngestWorker(
+    worker = IngestWorker(
         consumer=broker.consumer(cfg.group, [cfg.topic_images]), preparer=preparer,
         faces=FaceStage(model, index, cfg.suppression_threshold, cfg.embed_batch),
         writer=Writer(index, provenance, store, cfg.retry, cfg.store_crops),
@@ -41,6 +41,8 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
         retention_max_days=cfg.retention_max_days, store_crops=cfg.store_crops,
         max_poll_records=cfg.max_poll_records, poll_timeout_s=cfg.poll_timeout_s,
         fetch_concurrency=cfg.fetch_concurrency)
+    worker.ping_broker = broker.ping  # lets the loop tell "drained" from "broker down"
+    return worker
 
 
 def build_worker(settings: Settings) -> IngestWorker:

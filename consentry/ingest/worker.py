@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ class IngestWorker:
         self.max_poll_records = max_poll_records
         self.poll_timeout_s = poll_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=max(1, fetch_concurrency), thread_name_prefix="ingest-fetch")
+        self.ping_broker: Callable[[], bool] | None = None  # set by the wiring; the loop's idle check uses it
 
     # ------------------------------------------------------------------ the loop's one step
     def poll_once(self) -> BatchOutcome:

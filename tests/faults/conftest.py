@@ -1,0 +1,178 @@
+"""Fault injection on the real local servers: a stack of this module's own (servers get stopped),
+a local image site, and an exact accounting of every candidate at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from consentry.clients.broker import KafkaBroker, KafkaConfig
+from consentry.clients.objectstore import S3Config, S3ObjectStore
+from consentry.clients.vectors import MilvusVectorStore
+from consentry.core.records import Basis, DeadLetter, Decision, ImageCandidate, Source, url_key
+from consentry.catalog import ProvenanceStore, SourceRegistry
+from consentry.core.retry import RetryPolicy
+from consentry.core.settings import Settings, load_settings
+from consentry.indexer import FaceIndex, IndexConfig
+from consentry.infra.stack import Stack
+from tests.conftest import PORT_BASE, stack_env
+from tests.ingest.site import Route, Site, noise_image
+
+BASE = PORT_BASE + 3000
+PNG = {"Content-Type": "image/png"}
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+    env = {**stack_env(tmp_path_factory.mktemp("faults"), BASE),
+           "CONSENTRY_MODEL_PACK": "hashface-test",  # the faults are in the pipeline, not the model
+           "CONSENTRY_RETRY_MAX_ATTEMPTS": "3", "CONSENTRY_RETRY_BASE_DELAY_S": "0.2",
+           "CONSENTRY_RETRY_MAX_DELAY_S": "1.0", "CONSENTRY_KAFKA_REQUEST_TIMEOUT_MS": "10000"}
+    mp = pytest.MonkeyPatch()
+    for k, v in env.items():
+        mp.setenv(k, v)
+    st = Stack(load_settings())
+    try:
+        st.up("embedded")
+        yield st, {**os.environ, **env}
+    finally:
+        st.down()
+        mp.undo()
+
+
+@dataclass
+class Run:
+    """One fault scenario's world: its own topics, collection, bucket prefix-free store and site."""
+
+    env: dict[str, str]
+    settings: Settings
+    site: Site
+    candidates: list[ImageCandidate] = field(default_factory=list)
+    expected: dict[str, str] = field(default_factory=dict)  # url -> "indexed" | "refused" | "dlq"
+
+    @property
+    def store(self) -> S3ObjectStore:
+        return S3ObjectStore(S3Config.from_settings(self.settings))
+
+    def populate(self, good: int = 24, noai: int = 4, bad: int = 4, delay_s: float = 0.15) -> None:
+        SourceRegistry(self.store).put(Source(id="fam", match="127.0.0.1", basis=Basis.CONSENT, retention_days=30))
+        for k in range(good):
+            self._add(f"/good/{k}.png", Route(noise_image(1000 + k), headers=PNG, delay_s=delay_s), "indexed")
+        for k in range(noai):
+            self._add(f"/noai/{k}.png", Route(noise_image(2000 + k), headers={**PNG, "X-Robots-Tag": "noai"},
+                                              delay_s=delay_s), "refused")
+        for k in range(bad):
+            self._add(f"/bad/{k}.png", Route(b"<html>not an image</html>", headers=PNG, delay_s=delay_s), "dlq")
+
+    def _add(self, path: str, route: Route, outcome: str) -> None:
+        self.site.routes[path] = route
+        url = self.site.url(path)
+        self.candidates.append(ImageCandidate(url=url, page_url=self.site.url("/"), job_id="job-f", source_id="fam"))
+        self.expected[url] = outcome
+
+    def produce(self) -> None:
+        b = KafkaBroker(KafkaConfig.from_settings(self.settings))
+        b.ensure_topics([self.settings.topic_images, self.settings.topic_dlq])
+        p = b.producer()
+        for c in self.candidates:
+            p.send(self.settings.topic_images, c.key.encode(), c.to_json())
+        p.flush()
+        p.close()
+
+    def ingest(self, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "consentry.cli.main", "-v", "ingest", "run", "--no-ray",
+                                 "--until-idle", "--idle-seconds", "6", "--interval", "2", "--json", *extra],
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def progress(self) -> int:
+        """Provenance records written so far (0 while S3 is unreachable)."""
+        try:
+            return sum(1 for _ in self.store.list("provenance/"))
+        except Exception:  # noqa: BLE001 - S3 may be the thing that is down
+            return 0
+
+    def wait_progress(self, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.progress() < n:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, f"no progress to {n} records"
+            time.sleep(0.2)
+
+    def finish(self, proc: subprocess.Popen, timeout: float = 300) -> dict:
+        out, err = proc.communicate(timeout=timeout)
+        self.log = err
+        Path(f"/tmp/fault-{self.settings.kafka_consumer_group}.log").write_text(err)
+        assert proc.returncode == 0, err[-3000:]
+        return json.loads(out)
+
+    def account(self) -> dict[str, int]:
+        """Every candidate accounted for exactly once: indexed, refused with a reason, or in the DLQ."""
+        prov = ProvenanceStore(self.store)
+        dlq_keys = set()
+        b = KafkaBroker(KafkaConfig.from_settings(self.settings))
+        c = b.consumer(f"audit-{uuid.uuid4().hex[:6]}", [self.settings.topic_dlq])
+        deadline, quiet = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and quiet < 4:
+            msgs = c.poll(1.0)
+            quiet = 0 if msgs else quiet + 1
+            for m in msgs:
+                d = DeadLetter.from_json(m.value)
+                dlq_keys.add(ImageCandidate.from_json(d.payload).url)
+        c.close()
+        got: dict[str, str] = {}
+        for cand in self.candidates:
+            p = prov.get(url_key(cand.url))
+            assert p is not None, f"lost: {cand.url}\n{getattr(self, 'log', '')[-6000:]}"
+            if cand.url in dlq_keys:
+                got[cand.url] = "dlq"
+            elif p.decision is Decision.INDEX:
+                got[cand.url] = "indexed"
+            else:
+                assert p.reason, cand.url
+                got[cand.url] = "refused"
+        assert got == self.expected
+        index = FaceIndex(MilvusVectorStore(self.settings.milvus_uri), IndexConfig.from_settings(self.settings))
+        faces = RetryPolicy(attempts=5, base_delay_s=1.0).call(index.count, "count faces")
+        indexed = [prov.get(url_key(u)) for u, o in self.expected.items() if o == "indexed"]
+        face_ids = [f for p in indexed for f in p.face_ids]
+        assert len(face_ids) == len(set(face_ids)) == faces  # no face twice, none missing, none extra
+        table = Counter(got.values())
+        totals = {"candidates": len(self.candidates), "indexed": table["indexed"], "refused": table["refused"],
+                  "dlq": table["dlq"], "faces": faces}
+        assert totals["candidates"] == totals["indexed"] + totals["refused"] + totals["dlq"]
+        return totals
+
+
+@pytest.fixture
+def run(fault_stack) -> Iterator[Run]:  # noqa: ANN001
+    _st, env = fault_stack
+    tag = uuid.uuid4().hex[:8]
+    env = {**env, "CONSENTRY_TOPIC_PREFIX": f"f{tag}.", "CONSENTRY_MILVUS_COLLECTION": f"faces_{tag}",
+           "CONSENTRY_MILVUS_SUPPRESSION_COLLECTION": f"supp_{tag}", "CONSENTRY_KAFKA_CONSUMER_GROUP": f"g{tag}",
+           "CONSENTRY_S3_BUCKET": f"f-{tag}"}
+    s = load_settings(topic_prefix=env["CONSENTRY_TOPIC_PREFIX"], milvus_collection=env["CONSENTRY_MILVUS_COLLECTION"],
+                      milvus_suppression_collection=env["CONSENTRY_MILVUS_SUPPRESSION_COLLECTION"],
+                      kafka_consumer_group=env["CONSENTRY_KAFKA_CONSUMER_GROUP"], s3_bucket=env["CONSENTRY_S3_BUCKET"])
+    S3ObjectStore(S3Config.from_settings(s)).ensure_bucket()
+    site = Site().start()
+    try:
+        yield Run(env, s, site)
+    finally:
+        site.close()
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
