@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -92,9 +93,14 @@ class Run:
         p.close()
 
     def ingest(self, *extra: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "consentry.cli.main", "-v", "ingest", "run", "--no-ray",
+        """`consentry ingest run` in a subprocess; its log goes to a file (a pipe could fill and block it)."""
+        log = tempfile.NamedTemporaryFile("w+", prefix="ingest-", suffix=".log", delete=False)
+        proc = subprocess.Popen([sys.executable, "-m", "consentry.cli.main", "-v", "ingest", "run", "--no-ray",
                                  "--until-idle", "--idle-seconds", "6", "--interval", "2", "--json", *extra],
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=self.env, stdout=subprocess.PIPE, stderr=log, text=True)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        log.close()
+        return proc
 
     def progress(self) -> int:
         """Provenance records written so far (0 while S3 is unreachable)."""
@@ -106,15 +112,14 @@ class Run:
     def wait_progress(self, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while self.progress() < n:
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert proc.poll() is None, Path(proc.log_path).read_text(errors="replace")[-2000:]
             assert time.monotonic() < deadline, f"no progress to {n} records"
             time.sleep(0.2)
 
     def finish(self, proc: subprocess.Popen, timeout: float = 300) -> dict:
-        out, err = proc.communicate(timeout=timeout)
-        self.log = err
-        Path(f"/tmp/fault-{self.settings.kafka_consumer_group}.log").write_text(err)
-        assert proc.returncode == 0, err[-3000:]
+        out, _ = proc.communicate(timeout=timeout)
+        self.log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+        assert proc.returncode == 0, self.log[-3000:]
         return json.loads(out)
 
     def account(self) -> dict[str, int]:
