@@ -9,6 +9,8 @@ Roles (DESIGN.md, Access): ``searcher`` searches (with a purpose and a case refe
 ``operator`` runs sources and jobs, ``auditor`` reads the audit log, ``privacy`` erases.
 
 Missing or bad token → :class:`AccessDenied` with status 401; a valid token of another role → 403.
+A process caches token records for ``cache_ttl_s`` (default 5 s): a revocation made elsewhere (the
+CLI, another API replica) takes effect within that time; in the process that revokes, at once.
 """
 
 from __future__ import annotations

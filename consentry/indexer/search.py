@@ -28,11 +28,11 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
+                      field_validator, model_validator)
 
 from ..catalog import ProvenanceStore
-from ..core.errors import NoFaceFound, NotFound, RecordError
+from ..core.errors import ModelError, NoFaceFound, NotFound, RecordError
 from ..core.records import ID_PATTERN, ConsentState, Provenance
 from .audit import AuditLog
 from .faceindex import FaceIndex, Match
@@ -80,7 +80,8 @@ class SearchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    purpose: str = Field(min_length=3, max_length=500, pattern=_TEXT, description="Why you are searching; audit-logged.")
+    purpose: str = Field(min_length=3, max_length=500, pattern=_TEXT,
+                         description="Why you are searching; audit-logged.")
     case: str | None = Field(default=None, pattern=CASE_PATTERN, description="Case reference; audit-logged.")
     top_k: int | None = Field(default=None, ge=1, description="Results per query face (at most the server's "
                               "api_max_top_k; default search_default_top_k).")
@@ -166,7 +167,11 @@ class SearchResult(_Out):
     query_faces: list[QueryFace]
 
     def face_ids(self) -> list[str]:
-        return list(dict.fromkeys(h.face_id for q in self.query_faces for h in q.hits))
+        return _result_ids(self.query_faces)
+
+
+def _result_ids(query_faces: Sequence[QueryFace]) -> list[str]:
+    return list(dict.fromkeys(h.face_id for q in query_faces for h in q.hits))
 
 
 def embedding_sha256(embedding: Sequence[float] | np.ndarray) -> str:
@@ -211,7 +216,7 @@ class FaceSearch:
         top_k, threshold = self._bounds(options)
         bgr = decode(photo, max_pixels=self.limits.max_pixels).bgr  # ImageRejected for non-images and bombs
         if self.model_loader is None:
-            raise NotFound("no face model is configured for search by photo")
+            raise ModelError("no face model is configured for search by photo")
         model = self.model_loader()
         faces = model.analyze(bgr)
         if not faces:
@@ -253,11 +258,12 @@ class FaceSearch:
                                     now=int(self.clock()), strong=self.strong)
         matches = [[m for m in ms if m.face_id != exclude][:top_k] for ms in matches]
         images = self._images({m.url_key for ms in matches for m in ms})
-        qfaces = [QueryFace(index=i, bbox=q.bbox, det_score=q.det_score, embedding_sha256=embedding_sha256(q.embedding),
+        qfaces = [QueryFace(index=i, bbox=q.bbox, det_score=q.det_score,
+                            embedding_sha256=embedding_sha256(q.embedding),
                             hits=[self._hit(m, images[m.url_key]) for m in ms])
                   for i, (q, ms) in enumerate(zip(queries, matches))]
         search_id = uuid.uuid4().hex
-        result_ids = list(dict.fromkeys(h.face_id for q in qfaces for h in q.hits))
+        result_ids = _result_ids(qfaces)
         entry = self.audit.append(
             "search", actor, search_id=search_id, by=by, purpose=o.purpose, case=o.case, model_id=model_id,
             query_face_id=exclude, query_embedding_sha256=[q.embedding_sha256 for q in qfaces],

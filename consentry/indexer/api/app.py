@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -20,7 +20,8 @@ from .metrics import ApiMetrics, MetricsMiddleware
 
 log = logging.getLogger("consentry.api")
 
-#: the routers every app serves; an app may add more (create_app(..., routers=...))
+#: the routers every app serves, one module per concern; a new concern (e.g. erasure for role ``privacy``)
+#: adds its module here, using ``deps.require(Role...)`` and ``deps.ServicesDep``
 ROUTERS: tuple[APIRouter, ...] = (routes_health.router, routes_search.router, routes_faces.router,
                                   routes_audit.router)
 #: room for the multipart framing and the form fields beside the photo
