@@ -197,8 +197,11 @@ def test_face_and_image_details_with_provenance(api):
         assert img["face_ids"] == [face.face_id] and img["provenance"]["page_url"].endswith("obama.jpg.html")
         _error(c.get(f"/v1/images/{'1' * 64}"), 404, "not-found")
         _error(c.get("/v1/images/..%2f..%2fetc"), 404)
+        img = c.get(f"/v1/images/{withdrawn.url_key}").json()  # the image is known, its withdrawn face is not shown
+        assert img["face_ids"] == [] and img["provenance"]["faces"] == []
     with api.client("privacy") as c:  # privacy officers see faces whatever their consent state
         assert c.get(f"/v1/faces/{withdrawn.face_id}").json()["consent_state"] == "withdrawn"
+        assert c.get(f"/v1/images/{withdrawn.url_key}").json()["face_ids"] == [withdrawn.face_id]
 
 
 def test_audit_endpoints_for_auditors(api):

@@ -1,7 +1,7 @@
 """Face and image details with provenance (roles ``searcher``, ``operator``, ``privacy``).
 
-A searcher sees only faces whose consent allows search (others are 404, as in search); operators
-and privacy officers see any indexed face with its consent state.
+A searcher sees only faces whose consent allows search (others are 404, or left out of an image's
+faces, as in search); operators and privacy officers see any indexed face with its consent state.
 """
 
 from __future__ import annotations
@@ -52,5 +52,10 @@ def image(svc: ServicesDep, caller: Reader,
     prov = svc.provenance.get(url_key)
     if prov is None:
         raise NotFound(f"no provenance for url key {url_key}")
-    shown = prov.model_copy(update={"faces": [f for f in prov.faces if not f.erased]})
-    return ImageDetails(url_key=url_key, face_ids=prov.face_ids, provenance=shown)
+    faces = [f for f in prov.faces if not f.erased]
+    if caller.role == Role.SEARCHER and faces:  # as in search: faces whose consent forbids it are not shown
+        now = int(time.time())
+        shown_ids = {r["face_id"] for r in svc.index.get([f.face_id for f in faces]) if searchable(r, now)}
+        faces = [f for f in faces if f.face_id in shown_ids]
+    return ImageDetails(url_key=url_key, face_ids=[f.face_id for f in faces],
+                        provenance=prov.model_copy(update={"faces": faces}))
