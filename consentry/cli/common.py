@@ -1,12 +1,12 @@
 """What every command shares: the context object, --json, output and exit codes.
 
 Exit codes: 0 success; 1 failure (one-line reason on stderr); 2 bad usage (click);
-3 feature not built yet; 4 an outside system (broker, S3, Milvus) is unavailable;
-130 interrupted.
+4 an outside system (broker, S3, Milvus) is unavailable; 130 interrupted (a crawl stopped: 130 too).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -17,11 +17,10 @@ from typing import Any
 
 import click
 
-from ..core.errors import ConsentryError, DependencyError, NotImplementedYet
+from ..core.errors import ConsentryError, DependencyError
 from ..core.settings import Settings, load_settings
 
 EXIT_FAILURE = 1
-EXIT_NOT_IMPLEMENTED = 3
 EXIT_UNAVAILABLE = 4
 
 
@@ -57,13 +56,15 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     Console(width=200 if not sys.stdout.isatty() else None).print(t)
 
 
-def not_built(what: str) -> None:
-    raise NotImplementedYet(f"`consentry {what}` is not built yet")
+def local_actor() -> str:
+    """Who is acting, for the audit log: the local operator's user name."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name (containers)
+        return "cli:unknown"
 
 
 def exit_code_for(exc: ConsentryError) -> int:
-    if isinstance(exc, NotImplementedYet):
-        return EXIT_NOT_IMPLEMENTED
     if isinstance(exc, DependencyError):
         return EXIT_UNAVAILABLE
     return EXIT_FAILURE

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from .common import CliContext, emit_json, json_option, pass_ctx, table
-
-
-def local_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name (containers)
-        return "cli:unknown"
+from .common import CliContext, emit_json, json_option, local_actor, pass_ctx, table
 
 
 @click.command("explain")

@@ -29,7 +29,7 @@ def search(ctx: CliContext, photo: Path, purpose: str, case_ref: str | None, top
     """
     from ..indexer.search import SearchOptions
     from ..wiring import face_search
-    from .lifecycle_cmd import local_actor
+    from .common import local_actor
 
     options = SearchOptions.build(purpose=purpose, case=case_ref, top_k=top_k, threshold=threshold,
                                   source=list(sources), job=list(jobs))

@@ -86,7 +86,7 @@ def add(ctx: CliContext, name: str, match: str, basis: str, evidence: str | None
 def _record_consent_change(ctx: CliContext, old, new):  # noqa: ANN001, ANN202
     """Audit-log the change; a basis changed to `none` erases everything that came from the source."""
     from .. import wiring
-    from .lifecycle_cmd import local_actor
+    from .common import local_actor
 
     s = ctx.settings
     actor = local_actor()
@@ -137,7 +137,7 @@ def remove(ctx: CliContext, name: str, yes: bool, as_json: bool) -> None:
     Example: consentry source remove family --yes
     """
     from .. import wiring
-    from .lifecycle_cmd import local_actor
+    from .common import local_actor
 
     s = ctx.settings
     registry = _registry(ctx)

@@ -27,7 +27,7 @@ def create(ctx: CliContext, name: str, role: str, as_json: bool) -> None:
       consentry token create alice --role searcher
     """
     from ..wiring import audit_log, object_store, token_store
-    from .lifecycle_cmd import local_actor
+    from .common import local_actor
 
     store = object_store(ctx.settings)
     rec, secret = token_store(ctx.settings, store).create(name, role)
@@ -73,7 +73,7 @@ def revoke(ctx: CliContext, token_id: str, as_json: bool) -> None:
       consentry token revoke 3f2a9c0d1b7e4a65
     """
     from ..wiring import audit_log, object_store, token_store
-    from .lifecycle_cmd import local_actor
+    from .common import local_actor
 
     store = object_store(ctx.settings)
     rec = token_store(ctx.settings, store).revoke(token_id)

@@ -172,15 +172,14 @@ class MilvusVectorStore:
             raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}", transient=transient) from None
 
     def reset(self) -> None:
-        """Drop the connection (after a failure), so the next call reconnects."""
+        """Forget the client (after a failure) so the next call reconnects.
+
+        The old client is not closed here: other threads may have calls in flight on it, and one
+        failed call must not turn into failures for all of them. It is closed when collected.
+        """
         with self._lock:
-            client, self._client = self._client, None
+            self._client = None
             self._ready.clear()
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                pass
 
     def ensure_collection(self, spec: CollectionSpec) -> None:
         if spec.name in self._ready:

@@ -20,8 +20,7 @@ into these at the edge, in the adapter that called the library.
     ├── NoFaceFound              a query photo has no face (indexer.search)
     ├── AccessDenied             missing token or wrong role (indexer.auth)
     ├── NotFound                 a source, job, face or record that does not exist
-    ├── AuditTampered            the audit chain does not verify (indexer.audit)
-    └── NotImplementedYet        a command whose feature is not built yet (cli)
+    └── AuditTampered            the audit chain does not verify (indexer.audit)
 """
 
 from __future__ import annotations
@@ -139,7 +138,3 @@ class AuditTampered(ConsentryError):
     def __init__(self, message: str, *, entry: int | None = None) -> None:
         super().__init__(message)
         self.entry = entry
-
-
-class NotImplementedYet(ConsentryError):
-    reason = "not-implemented"

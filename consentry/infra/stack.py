@@ -231,7 +231,7 @@ class Stack:
         else:
             data = self.dir / "milvus-server"
             argv = [_bin("milvus-server"), "--data", str(data), "--proxy-port", str(self.milvus_port)]
-            timeout = 120
+            timeout = 45  # a healthy start takes 5-10 s; a stalled one (etcd "leader changed") never recovers
         data.mkdir(parents=True, exist_ok=True)
         try:
             self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, timeout, cwd=data)
@@ -240,7 +240,7 @@ class Stack:
                 raise
             # Milvus standalone's embedded etcd sometimes loses its first leader election; one retry.
             log.warning("milvus did not start (%s); retrying once", str(exc).splitlines()[0])
-            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, timeout, cwd=data)
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 2 * timeout, cwd=data)
 
     def _milvus_ok(self) -> bool:
         if not port_open(self.milvus_host, self.milvus_port):

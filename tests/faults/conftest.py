@@ -152,7 +152,11 @@ class Run:
         faces = RetryPolicy(attempts=5, base_delay_s=1.0).call(index.count, "count faces")
         indexed = [prov.get(url_key(u)) for u, o in self.expected.items() if o == "indexed"]
         face_ids = [f for p in indexed for f in p.face_ids]
-        assert len(face_ids) == len(set(face_ids)) == faces  # no face twice, none missing, none extra
+        if not len(face_ids) == len(set(face_ids)) == faces:  # no face twice, none missing, none extra
+            stored = {r["face_id"] for b in index.store.iterate(index.spec, ["face_id"]) for r in b}
+            raise AssertionError(f"faces: provenance names {len(face_ids)} ({len(set(face_ids))} distinct), "
+                                 f"Milvus holds {faces}; missing from Milvus {len(set(face_ids) - stored)}, "
+                                 f"not in provenance {len(stored - set(face_ids))}")
         table = Counter(got.values())
         totals = {"candidates": len(self.candidates), "indexed": table["indexed"], "refused": table["refused"],
                   "dlq": table["dlq"], "faces": faces}
