@@ -62,9 +62,9 @@ def main() -> int:
         run.store.ensure_bucket()
         n_noai, n_bad = args.images // 20, args.images // 20
         run.populate(good=args.images - n_noai - n_bad, noai=n_noai, bad=n_bad, delay_s=0.0)
-        for path, route in list(site.routes.items()):  # smaller images: the soak is about the pipeline
-            if path.startswith(("/good/", "/noai/")):
-                site.routes[path] = Route(noise_image(hash(path) % 100000, size=48), headers=route.headers)
+        for k, (path, route) in enumerate(list(site.routes.items())):  # small distinct images: the soak
+            if path.startswith(("/good/", "/noai/")):                     # is about the pipeline
+                site.routes[path] = Route(noise_image(100000 + k, size=48), headers=route.headers)
         run.produce()
         print(f"soak: produced {len(run.candidates)} candidates", flush=True)
 

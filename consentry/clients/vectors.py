@@ -131,6 +131,17 @@ class VectorStore(Protocol):
 
 
 # ------------------------------------------------------------------------------------------------ Milvus
+_UNREACHABLE = ("fail connecting", "unavailable", "deadline", "connection", "connect", "released", "load()",
+                "not ready", "timeout", "timed out")
+_PERMANENT = ("schema", "not exist", "invalid", "illegal", "parse", "already exist")
+
+
+def is_transient(message: str) -> bool:
+    """May retrying help? A server that is down or restarting: yes; a bad request or schema: no."""
+    m = message.lower()
+    return any(s in m for s in _UNREACHABLE) or not any(s in m for s in _PERMANENT)
+
+
 _MILVUS_TYPES = {"varchar": "VARCHAR", "int64": "INT64", "float": "FLOAT", "vector": "FLOAT_VECTOR"}
 
 
@@ -165,8 +176,7 @@ class MilvusVectorStore:
             raise
         except Exception as exc:
             msg = str(exc)
-            transient = not any(s in msg.lower() for s in ("schema", "not exist", "invalid", "illegal", "parse",
-                                                                     "already exist"))
+            transient = is_transient(msg)
             if transient:
                 self.reset()
             raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}", transient=transient) from None

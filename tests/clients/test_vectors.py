@@ -94,3 +94,14 @@ def test_iterate_splits_key_space_past_the_window(stack, monkeypatch):
     seen = [r["id"] for batch in vs.iterate(sp, ["n"], batch=50, where=[Cond("n", ">=", 10)]) for r in batch]
     assert sorted(seen) == sorted(r["id"] for r in rows if r["n"] >= 10)
     vs.drop(sp)
+
+
+def test_unreachable_milvus_is_transient_bad_requests_are_not():
+    from consentry.clients.vectors import is_transient
+
+    assert is_transient("<MilvusException: (code=2, message=Fail connecting to server on 127.0.0.1:1, "
+                        "illegal connection params or server unavailable)>")
+    assert is_transient("Collection 'x' is in state 'released'; call load() before search/get/query")
+    assert not is_transient("collection not found[collection=x]: collection does not exist")
+    assert not is_transient("cannot parse expression: src ==")
+    assert not is_transient("the dim (32) of field data(v) is not equal to schema dim (16)")

@@ -63,3 +63,16 @@ def test_milvus_server_restarted_during_ingest(fault_stack, run, milvus_server_s
     milvus_server_stack.start_service("milvus")
     run.finish(proc)
     assert run.account() == {"candidates": 32, "indexed": 24, "refused": 4, "dlq": 4, "faces": 24}
+
+
+def test_embedded_milvus_restarted_during_ingest(fault_stack, run):
+    stack, _ = fault_stack
+    run.populate()
+    run.produce()
+    proc = run.ingest()
+    run.wait_progress(6, proc)
+    stack.stop_service("milvus")
+    time.sleep(3)
+    stack.start_service("milvus")
+    run.finish(proc)
+    assert run.account() == {"candidates": 32, "indexed": 24, "refused": 4, "dlq": 4, "faces": 24}
