@@ -93,12 +93,13 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
     return publish
 
 
-def eraser(s: Settings, with_model: bool = True, publish: bool = True) -> "Eraser":
+def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
+    """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
     from .indexer.erasure import Eraser
 
-    store = object_store(s)
-    return Eraser(face_index(s), provenance(s, store), store, audit_log(s, store),
-                  erasure_threshold=s.erasure_threshold, model=face_model(s) if with_model else None,
+    store = store or object_store(s)
+    return Eraser(index or face_index(s), provenance(s, store), store, audit_log(s, store),
+                  erasure_threshold=s.erasure_threshold, model_loader=model_loader or (lambda: face_model(s)),
                   publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels)
 
 
@@ -126,4 +127,5 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
     index = index or face_index(s)
     search = face_search(s, store, index, model_loader)
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
-                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search)
+                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search,
+                    eraser=eraser(s, store, index, search.model_loader))

@@ -70,7 +70,7 @@ def forget(ctx: CliContext, photo: Path | None, source_name: str | None, url: st
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of PHOTO, --source, --url, --job")
     s = ctx.settings
-    er = wiring.eraser(s, with_model=photo is not None)
+    er = wiring.eraser(s)
     actor = local_actor()
     if photo is not None:
         r = er.forget_photo(photo.read_bytes(), actor)

@@ -94,7 +94,7 @@ def _record_consent_change(ctx: CliContext, old, new):  # noqa: ANN001, ANN202
                                basis_before=old.basis.value if old else None, basis_after=new.basis.value,
                                match=new.match, evidence=new.evidence, retention_days=new.retention_days)
     if old is not None and old.basis.value != "none" and new.basis.value == "none":
-        return wiring.eraser(s, with_model=False).forget_source(new.id, actor)
+        return wiring.eraser(s).forget_source(new.id, actor)
     return None
 
 
@@ -145,7 +145,7 @@ def remove(ctx: CliContext, name: str, yes: bool, as_json: bool) -> None:
     if not yes:
         click.confirm(f"remove source {name!r} and erase everything that came from it?", abort=True)
     actor = local_actor()
-    receipt = wiring.eraser(s, with_model=False).forget_source(name, actor)
+    receipt = wiring.eraser(s).forget_source(name, actor)
     registry.remove(name)
     wiring.audit_log(s).append("consent-change", actor, source=name, basis_before=src.basis.value,
                                basis_after=None, removed=True, erasure=receipt.request_id)

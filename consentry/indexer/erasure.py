@@ -102,14 +102,14 @@ class Eraser:
     """The erasure entry class. Components arrive built; nothing here reads settings."""
 
     def __init__(self, index: FaceIndex, provenance: ProvenanceStore, store: ObjectStore, audit: AuditLog,
-                 erasure_threshold: float, model: Any = None,
+                 erasure_threshold: float, model_loader: Callable[[], Any] | None = None,
                  publish: Callable[[ErasureEvent], None] | None = None, max_pixels: int = 40_000_000) -> None:
         self.index = index
         self.provenance = provenance
         self.store = store
         self.audit = audit
         self.threshold = erasure_threshold
-        self.model = model
+        self.model_loader = model_loader  # the face model is loaded on the first erasure by photo
         self.publish = publish
         self.max_pixels = max_pixels
         self.remover = FaceRemover(index, provenance)
@@ -118,16 +118,17 @@ class Eraser:
     def forget_photo(self, photo: bytes, actor: str) -> Receipt:
         from ..imaging import decode
 
-        if self.model is None:
+        if self.model_loader is None:
             raise NotFound("no face model configured for erasure by photo")
-        faces = self.model.analyze(decode(photo, max_pixels=self.max_pixels).bgr)
+        model = self.model_loader()
+        faces = model.analyze(decode(photo, max_pixels=self.max_pixels).bgr)
         if not faces:
             raise NoFaceFound("no face found in the reference photo; nothing can be matched")
         embs = [np.asarray(f.embedding, dtype=np.float32) for f in faces]
         r = self._receipt("photo", hashlib.sha256(photo).hexdigest(), actor)
         r.threshold = self.threshold
         r.reference_faces = len(embs)
-        model_id = self.model.model_id
+        model_id = model.model_id
         # 1. suppression first, so ingest workers racing with us drop this person from now on
         r.deleted["suppression_added"] = self.index.suppress(embs, model_id, r.request_id)
         # 2. find and delete every matching face, round by round

@@ -10,6 +10,7 @@ from ..clients.vectors import VectorStore
 from ..core.settings import Settings
 from .audit import AuditLog
 from .auth import TokenStore
+from .erasure import Eraser
 from .faceindex import FaceIndex
 from .search import FaceSearch
 
@@ -24,3 +25,4 @@ class Services:
     audit: AuditLog
     tokens: TokenStore
     search: FaceSearch
+    eraser: Eraser

@@ -12,7 +12,7 @@ SITE = "http://127.0.0.1:8/photos/"
 
 def eraser(world, events=None):
     return Eraser(world.index, world.provenance, world.store, world.audit, erasure_threshold=0.45,
-                  model=world.model, publish=(events.append if events is not None else None))
+                  model_loader=lambda: world.model, publish=(events.append if events is not None else None))
 
 
 def populate(world, photos):

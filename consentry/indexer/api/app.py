@@ -14,7 +14,7 @@ from ... import __version__
 from ...core.settings import Settings
 from ..ratelimit import RateLimiter
 from ..services import Services
-from . import errors, routes_audit, routes_faces, routes_health, routes_search
+from . import errors, routes_audit, routes_erasure, routes_faces, routes_health, routes_search
 from .limits import BodyLimitMiddleware
 from .metrics import ApiMetrics, MetricsMiddleware
 
@@ -23,7 +23,7 @@ log = logging.getLogger("consentry.api")
 #: the routers every app serves, one module per concern; a new concern (e.g. erasure for role ``privacy``)
 #: adds its module here, using ``deps.require(Role...)`` and ``deps.ServicesDep``
 ROUTERS: tuple[APIRouter, ...] = (routes_health.router, routes_search.router, routes_faces.router,
-                                  routes_audit.router)
+                                  routes_audit.router, routes_erasure.router)
 #: room for the multipart framing and the form fields beside the photo
 FORM_OVERHEAD_BYTES = 64 * 1024
 
