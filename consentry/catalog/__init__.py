@@ -9,6 +9,7 @@ Object layout (bucket ``s3_bucket``)::
     crops/{face_id}.jpg                   face crops, only if s3_store_crops
     audit/...                             the hash-chained audit log (indexer.audit)
     receipts/{request_id}.json            erasure receipts (indexer.erasure)
+    erasures/scopes/{kind}/{id}           when a source, job or URL was erased (tombstones)
 
 Every stage reads and writes these through the classes here, never by key strings of its own.
 """
@@ -16,5 +17,6 @@ Every stage reads and writes these through the classes here, never by key string
 from .jobs import JobStore
 from .provenance import ProvenanceStore
 from .sources import SourceRegistry
+from .tombstones import Tombstones
 
-__all__ = ["JobStore", "ProvenanceStore", "SourceRegistry"]
+__all__ = ["JobStore", "ProvenanceStore", "SourceRegistry", "Tombstones"]

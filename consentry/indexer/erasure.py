@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import ProvenanceStore
+from ..catalog import ProvenanceStore, Tombstones
 from ..clients.objectstore import ObjectStore, get_json, put_json
 from ..core.errors import NoFaceFound, NotFound, ObjectNotFound
 from ..core.records import ErasureEvent, check_id, url_key
@@ -113,6 +113,7 @@ class Eraser:
         self.publish = publish
         self.max_pixels = max_pixels
         self.remover = FaceRemover(index, provenance)
+        self.tombstones = Tombstones(store)
 
     # ------------------------------------------------------------------ by photo
     def forget_photo(self, photo: bytes, actor: str) -> Receipt:
@@ -162,6 +163,7 @@ class Eraser:
     def forget_source(self, source_id: str, actor: str) -> Receipt:
         check_id(source_id, "source")
         r = self._receipt("source", source_id, actor)
+        self.tombstones.mark("source", source_id, datetime.now(timezone.utc), r.request_id)  # before deleting
         keys = self.provenance.keys_for_source(source_id)
         self._erase_scope(r, keys, lambda: self.index.face_ids(source_id=source_id),
                           lambda: self.index.delete_where(source_id=source_id),
@@ -173,6 +175,7 @@ class Eraser:
     def forget_job(self, job_id: str, actor: str) -> Receipt:
         check_id(job_id, "job")
         r = self._receipt("job", job_id, actor)
+        self.tombstones.mark("job", job_id, datetime.now(timezone.utc), r.request_id)
         keys = self.provenance.keys_for_job(job_id)
         self._erase_scope(r, keys, lambda: self.index.face_ids(job_id=job_id),
                           lambda: self.index.delete_where(job_id=job_id),
@@ -184,6 +187,7 @@ class Eraser:
     def forget_url(self, url: str, actor: str) -> Receipt:
         ukey = url_key(url)
         r = self._receipt("url", url, actor)
+        self.tombstones.mark("url", ukey, datetime.now(timezone.utc), r.request_id)
         prov = self.provenance.get(ukey)
         keys = [ukey] if prov is not None else []
         # faces are stored under the first sighting's url_key; a duplicate URL points at them

@@ -119,7 +119,7 @@ class Stack:
             # leave nothing half-started behind: stop what this call started, newest first
             for name in ("milvus", "tansu", "seaweedfs"):
                 if name not in already and self.procs[name].pid():
-                    self.procs[name].stop(signal.SIGINT if name == "milvus" and mode == "server" else signal.SIGTERM, 60)
+                    self.procs[name].stop(signal.SIGINT if name == "milvus" else signal.SIGTERM, 60)
             raise
         return self.status()
 
@@ -220,7 +220,10 @@ class Stack:
         self._start_milvus(mode)
 
     def stop_milvus(self, mode: str) -> bool:
-        return self.procs["milvus"].stop(signal.SIGINT if mode == "server" else signal.SIGTERM, 60)
+        """SIGINT for both: milvus-server's wrapper orphans its child on SIGTERM, and milvus-lite only
+        flushes its memtable on SIGINT (after SIGTERM it replays its WAL, which loses rows written by
+        concurrent upserts of the same keys; seen with milvus-lite 3.2.2)."""
+        return self.procs["milvus"].stop(signal.SIGINT, 120)
 
     def _start_milvus(self, mode: str) -> None:
         if mode == "embedded":
@@ -276,9 +279,7 @@ class Stack:
     def down(self) -> list[str]:
         """Stop everything we started, in reverse order. Returns the names that were running."""
         stopped = []
-        mode = self.milvus_mode()
-        # milvus-server's wrapper must get SIGINT (SIGTERM orphans its child); milvus-lite takes SIGTERM.
-        if self.stop_milvus(mode):
+        if self.stop_milvus(self.milvus_mode()):
             stopped.append("milvus")
         for name, timeout in (("tansu", 20), ("seaweedfs", 60)):
             if self.procs[name].stop(signal.SIGTERM, timeout):

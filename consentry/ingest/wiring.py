@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..catalog.provenance import ProvenanceStore
 from ..catalog.sources import SourceRegistry
+from ..catalog.tombstones import Tombstones
 from ..clients.broker import Broker, KafkaBroker, KafkaConfig
 from ..clients.objectstore import ObjectStore, S3Config, S3ObjectStore
 from ..clients.vectors import MilvusVectorStore, VectorStore
@@ -42,6 +43,7 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
         max_poll_records=cfg.max_poll_records, poll_timeout_s=cfg.poll_timeout_s,
         fetch_concurrency=cfg.fetch_concurrency)
     worker.ping_broker = broker.ping  # lets the loop tell "drained" from "broker down"
+    worker.tombstones = Tombstones(store)
     return worker
 
 

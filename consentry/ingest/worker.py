@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..catalog.tombstones import Tombstones
 from ..clients.broker import Consumer, Message
 from ..core.errors import DependencyError
 from ..core.records import Decision, Face, FaceRef, utcnow
@@ -65,6 +66,7 @@ class IngestWorker:
         self.poll_timeout_s = poll_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=max(1, fetch_concurrency), thread_name_prefix="ingest-fetch")
         self.ping_broker: Callable[[], bool] | None = None  # set by the wiring; the loop's idle check uses it
+        self.tombstones: Tombstones | None = None  # set by the wiring: erasures of in-flight records
 
     # ------------------------------------------------------------------ the loop's one step
     def poll_once(self) -> BatchOutcome:
@@ -229,7 +231,9 @@ class IngestWorker:
                     self._write_indexed(i)  # may turn into a refusal (suppressed meanwhile)
                 else:
                     self.writer.refused(i.prov)
-                if i.prov.decision is Decision.INDEX:
+                if self._erased_meanwhile(i):
+                    self.stats.refused_for("erased")
+                elif i.prov.decision is Decision.INDEX:
                     self.stats.indexed(len(i.prov.faces))
                 else:
                     self.stats.refused_for(i.prov.reason)
@@ -247,6 +251,24 @@ class IngestWorker:
                   "faces": len(i.prov.faces) if i.prov else 0}
         log.info("ingested %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra={"ingest": fields})
         return True
+
+    def _erased_meanwhile(self, i: Item) -> bool:
+        """Was the record's source, job or URL erased after it was discovered? Then undo its writes.
+
+        Checked after the writes and before the commit, against the tombstones the eraser writes
+        before it deletes: either the eraser's deletion saw our rows, or we see its tombstone here.
+        """
+        if self.tombstones is None or i.cand is None or i.prov is None:
+            return False
+        c = i.cand
+        for kind, value in (("source", c.source_id), ("job", c.job_id), ("url", c.key)):
+            at = self.retry.call(lambda k=kind, v=value: self.tombstones.erased_at(k, v), "erasure tombstone")
+            if at is not None and at >= c.discovered_at:
+                self.writer.delete_faces(i.prov.face_ids)
+                self.retry.call(lambda: self.writer.provenance.remove(i.prov), "remove provenance")
+                log.info("dropped url_key=%s: its %s was erased at %s, after discovery", c.key, kind, at.isoformat())
+                return True
+        return False
 
     def _write_indexed(self, i: Item) -> None:
         """Faces, then a second look at the suppression list, then crops and provenance.

@@ -154,9 +154,12 @@ class Run:
         face_ids = [f for p in indexed for f in p.face_ids]
         if not len(face_ids) == len(set(face_ids)) == faces:  # no face twice, none missing, none extra
             stored = {r["face_id"] for b in index.store.iterate(index.spec, ["face_id"]) for r in b}
+            missing = sorted(set(face_ids) - stored)
+            urls = [p.url for p in indexed if set(p.face_ids) & set(missing)]
             raise AssertionError(f"faces: provenance names {len(face_ids)} ({len(set(face_ids))} distinct), "
-                                 f"Milvus holds {faces}; missing from Milvus {len(set(face_ids) - stored)}, "
-                                 f"not in provenance {len(stored - set(face_ids))}")
+                                 f"Milvus holds {faces}; missing from Milvus {len(missing)}, "
+                                 f"not in provenance {len(stored - set(face_ids))}; missing e.g. "
+                                 f"{[(u, url_key(u)) for u in urls[:5]]}")
         table = Counter(got.values())
         totals = {"candidates": len(self.candidates), "indexed": table["indexed"], "refused": table["refused"],
                   "dlq": table["dlq"], "faces": faces}

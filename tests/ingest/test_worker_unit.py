@@ -325,3 +325,24 @@ def test_prometheus_counters_are_namespaced_and_counted(site):
     snap = rig.worker.stats.snapshot()
     assert (snap["records"], snap["fetched"], snap["indexed"], snap["faces"], snap["dlq"]) == (3, 2, 1, 1, 1)
     assert snap["refused_by_reason"] == {"noai": 1} and snap["errors_by_class"] == {"FetchError": 1}
+
+
+def test_records_of_a_source_erased_in_flight_are_dropped_but_later_crawls_are_not(site):
+    from datetime import timedelta
+
+    from consentry.catalog import Tombstones
+    from consentry.core.records import utcnow
+
+    rig = make_rig(site)
+    rig.add_source("family")
+    site.routes["/old.png"] = Route(noise_image(71), headers=PNG)
+    site.routes["/new.png"] = Route(noise_image(72), headers=PNG)
+    old = rig.candidate("/old.png").model_copy(update={"discovered_at": utcnow() - timedelta(minutes=5)})
+    Tombstones(rig.store).mark("source", "family", utcnow() - timedelta(minutes=1), "er-test")
+    new = rig.candidate("/new.png")  # discovered after the erasure: a new crawl, indexed as usual
+    rig.produce(old, new)
+    assert rig.drain() == 2
+    assert rig.prov("/old.png") is None and rig.faces_for("/old.png") == 0  # written, then undone
+    assert rig.prov("/new.png").decision.value == "index" and rig.faces_for("/new.png") == 1
+    assert rig.worker.stats.snapshot()["refused_by_reason"] == {"erased": 1}
+    assert rig.dead_letters() == []
