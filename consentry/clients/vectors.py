@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -169,17 +170,33 @@ class MilvusVectorStore:
                     raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {exc}") from None
             return self._client
 
-    def _call(self, what: str, fn: Any, *a: Any, **kw: Any) -> Any:
-        try:
-            return fn(*a, **kw)
-        except VectorStoreError:
-            raise
-        except Exception as exc:
-            msg = str(exc)
-            transient = is_transient(msg)
-            if transient:
-                self.reset()
-            raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}", transient=transient) from None
+    #: quick in-place retries of a call that failed transiently (a GOAWAY, a restart blip); the callers'
+    #: RetryPolicy handles longer outages
+    CALL_ATTEMPTS = 3
+
+    def _call(self, what: str, method: str, *a: Any, **kw: Any) -> Any:
+        """Call ``client.<method>``; reconnect and retry a transient failure briefly; translate errors."""
+        for attempt in range(1, self.CALL_ATTEMPTS + 1):
+            try:
+                return getattr(self.client, method)(*a, **kw)
+            except VectorStoreError as exc:  # the client could not be created
+                if not exc.transient or attempt == self.CALL_ATTEMPTS:
+                    raise
+            except Exception as exc:
+                msg = str(exc)
+                transient = is_transient(msg)
+                if transient:
+                    self.reset()
+                    if ("released" in msg or "load()" in msg) and a and attempt < self.CALL_ATTEMPTS:
+                        try:  # Milvus restarted: collections come back released
+                            self.client.load_collection(a[0])
+                        except Exception:  # noqa: BLE001 - the retry below reports what is still wrong
+                            pass
+                if not transient or attempt == self.CALL_ATTEMPTS:
+                    raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}",
+                                           transient=transient) from None
+            time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def reset(self) -> None:
         """Forget the client (after a failure) so the next call reconnects.
@@ -201,8 +218,7 @@ class MilvusVectorStore:
     def _ensure_collection(self, spec: CollectionSpec) -> None:
         from pymilvus import DataType, MilvusClient
 
-        c = self.client
-        if self._call("has_collection", c.has_collection, spec.name):
+        if self._call("has_collection", "has_collection", spec.name):
             self._check_schema(spec)
         else:
             schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -213,23 +229,23 @@ class MilvusVectorStore:
                 if f.type == "vector":
                     kw["dim"] = f.dim
                 schema.add_field(f.name, getattr(DataType, _MILVUS_TYPES[f.type]), is_primary=f.primary, **kw)
-            ip = c.prepare_index_params()
+            ip = MilvusClient.prepare_index_params()
             ip.add_index(spec.vector.name, index_type=spec.index.index_type, metric_type=spec.index.metric,
                          params=dict(spec.index.build_params))
             try:
-                self._call("create_collection", c.create_collection, spec.name, schema=schema, index_params=ip,
+                self._call("create_collection", "create_collection", spec.name, schema=schema, index_params=ip,
                            consistency_level="Bounded")
             except VectorStoreError:
-                if not self._call("has_collection", c.has_collection, spec.name):  # lost a creation race?
+                if not self._call("has_collection", "has_collection", spec.name):  # lost a creation race?
                     raise
                 self._check_schema(spec)
-        self._call("load_collection", c.load_collection, spec.name)
+        self._call("load_collection", "load_collection", spec.name)
         self._ready.add(spec.name)
 
     def _check_schema(self, spec: CollectionSpec) -> None:
         from pymilvus import DataType
 
-        desc = self._call("describe_collection", self.client.describe_collection, spec.name)
+        desc = self._call("describe_collection", "describe_collection", spec.name)
         have = {f["name"]: f for f in desc["fields"]}
         for f in spec.fields:
             got = have.get(f.name)
@@ -251,7 +267,7 @@ class MilvusVectorStore:
         if not rows:
             return 0
         self.ensure_collection(spec)
-        res = self._call("upsert", self.client.upsert, spec.name, rows)
+        res = self._call("upsert", "upsert", spec.name, rows)
         return int(res.get("upsert_count", len(rows))) if isinstance(res, dict) else len(rows)
 
     def delete(self, spec: CollectionSpec, ids: Sequence[str]) -> int:
@@ -262,7 +278,7 @@ class MilvusVectorStore:
         n = 0
         for i in range(0, len(ids), 1000):
             chunk = ids[i:i + 1000]
-            self._call("delete", self.client.delete, spec.name, filter=render(spec, [Cond(spec.primary.name, "in", chunk)]))
+            self._call("delete", "delete", spec.name, filter=render(spec, [Cond(spec.primary.name, "in", chunk)]))
             n += len(chunk)
         return n
 
@@ -272,7 +288,7 @@ class MilvusVectorStore:
             raise VectorStoreError("refusing to delete without a filter", transient=False)
         n = self.count(spec, where)
         if n:
-            self._call("delete", self.client.delete, spec.name, filter=render(spec, where))
+            self._call("delete", "delete", spec.name, filter=render(spec, where))
         return n
 
     def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
@@ -289,7 +305,7 @@ class MilvusVectorStore:
             kw["filter"] = expr
         if strong:
             kw["consistency_level"] = "Strong"
-        res = self._call("search", self.client.search, spec.name, vecs, **kw)
+        res = self._call("search", "search", spec.name, vecs, **kw)
         pk = spec.primary.name
         return [[Hit(id=str(h.get("id", h.get(pk))), score=float(h["distance"]),
                      entity={k: v for k, v in (h.get("entity") or {}).items()}) for h in hits] for hits in res]
@@ -302,7 +318,7 @@ class MilvusVectorStore:
                               "limit": limit}
         if strong:
             kw["consistency_level"] = "Strong"
-        return list(self._call("query", self.client.query, spec.name, **kw))
+        return list(self._call("query", "query", spec.name, **kw))
 
     def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int:
         self.ensure_collection(spec)
@@ -310,7 +326,7 @@ class MilvusVectorStore:
         kw: dict[str, Any] = {"filter": expr, "output_fields": ["count(*)"]}
         if strong:
             kw["consistency_level"] = "Strong"
-        res = self._call("count", self.client.query, spec.name, **kw)
+        res = self._call("count", "query", spec.name, **kw)
         return int(res[0]["count(*)"]) if res else 0
 
     #: a single Milvus query returns at most this many rows (offset + limit)
@@ -341,12 +357,12 @@ class MilvusVectorStore:
         if n == 0:
             return
         if n <= self.QUERY_WINDOW or len(prefix) >= 64:
-            yield list(self._call("query", self.client.query, spec.name, filter=expr, output_fields=fields,
+            yield list(self._call("query", "query", spec.name, filter=expr, output_fields=fields,
                                   limit=self.QUERY_WINDOW, consistency_level="Strong"))
             return
         if prefix:  # the key equal to the prefix itself
             exact = f"({base}) and {pk} == {literal(prefix)}" if base else f"{pk} == {literal(prefix)}"
-            rows = list(self._call("query", self.client.query, spec.name, filter=exact, output_fields=fields,
+            rows = list(self._call("query", "query", spec.name, filter=exact, output_fields=fields,
                                    limit=1, consistency_level="Strong"))
             if rows:
                 yield rows
@@ -354,14 +370,13 @@ class MilvusVectorStore:
             yield from self._iterate_prefix(spec, fields, where, prefix + ch)
 
     def _count_expr(self, spec: CollectionSpec, expr: str) -> int:
-        res = self._call("count", self.client.query, spec.name, filter=expr, output_fields=["count(*)"],
+        res = self._call("count", "query", spec.name, filter=expr, output_fields=["count(*)"],
                          consistency_level="Strong")
         return int(res[0]["count(*)"]) if res else 0
 
     def drop(self, spec: CollectionSpec) -> None:
-        c = self.client
-        if self._call("has_collection", c.has_collection, spec.name):
-            self._call("drop_collection", c.drop_collection, spec.name)
+        if self._call("has_collection", "has_collection", spec.name):
+            self._call("drop_collection", "drop_collection", spec.name)
         self._ready.discard(spec.name)
 
     def ping(self) -> bool:

@@ -21,6 +21,7 @@ OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex", "none")
 #: the order in which reasons are reported when several apply
 REASONS = (
     "basis-none",
+    "outside-source",
     "robots-txt",
     "noai",
     "noimageai",
@@ -131,10 +132,19 @@ def basis_signal(basis: Basis) -> Signal:
     return Signal(name="basis", value=basis.value, opt_out=basis is Basis.NONE, scope="source")
 
 
+def source_match_signal(match: str, page_url: str) -> Signal:
+    """Is the page an image was found on covered by the source's match? (Its basis covers nothing else.)"""
+    inside = matches_source(match, page_url)
+    return Signal(name="source-match", value="inside" if inside else f"page outside {match}", opt_out=not inside,
+                  scope="source")
+
+
 def signal_reason(sig: Signal) -> str:
     """The refusal reason an opt-out signal stands for."""
     if sig.name == "basis":
         return "basis-none"
+    if sig.name == "source-match":
+        return "outside-source"
     if sig.name == "robots.txt":
         return "robots-txt"
     if sig.name in ("x-robots-tag", "meta-robots"):

@@ -125,14 +125,35 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def stop_children_first(self, sig: int, timeout_s: float) -> None:
+        """Signal the leader's children (not the leader) and wait for them to exit.
+
+        For wrappers that SIGKILL their child one second after a signal (milvus-server): the child
+        gets the time to shut down cleanly, then the wrapper exits on its own or is stopped.
+        """
+        pid = self.pid()
+        if pid is None:
+            return
+        children = [p for p in group_members(pid) if p != pid]
+        for c in children:
+            try:
+                os.kill(c, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(pid_alive(c) for c in children):
+            self._reap()
+            time.sleep(0.2)
+
     def _reap(self) -> None:
         proc = getattr(self, "_proc", None)
         if proc is not None:
             proc.poll()
 
 
-def _group_alive(pgid: int) -> bool:
-    """Is any live process left in process group ``pgid``?"""
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``."""
+    out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -142,8 +163,13 @@ def _group_alive(pgid: int) -> bool:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
+            out.append(int(entry.name))
+    return out
+
+
+def _group_alive(pgid: int) -> bool:
+    """Is any live process left in process group ``pgid``?"""
+    return bool(group_members(pgid))
 
 
 def wait_until(check, timeout_s: float, interval: float = 0.2) -> bool:  # noqa: ANN001

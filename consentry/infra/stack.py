@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 from dataclasses import asdict, dataclass
@@ -223,6 +224,8 @@ class Stack:
         """SIGINT for both: milvus-server's wrapper orphans its child on SIGTERM, and milvus-lite only
         flushes its memtable on SIGINT (after SIGTERM it replays its WAL, which loses rows written by
         concurrent upserts of the same keys; seen with milvus-lite 3.2.2)."""
+        if mode == "server":  # its wrapper would SIGKILL the server 1 s after our signal, leaving stale sessions
+            self.procs["milvus"].stop_children_first(signal.SIGINT, 90)
         return self.procs["milvus"].stop(signal.SIGINT, 120)
 
     def _start_milvus(self, mode: str) -> None:
@@ -230,20 +233,29 @@ class Stack:
             data = self.dir / "milvus-lite"
             argv = [_bin("milvus-lite"), "server", "--data-dir", str(data), "--host", self.milvus_host,
                     "--port", str(self.milvus_port)]
-            timeout = 60
-        else:
-            data = self.dir / "milvus-server"
-            argv = [_bin("milvus-server"), "--data", str(data), "--proxy-port", str(self.milvus_port)]
-            timeout = 45  # a healthy start takes 5-10 s; a stalled one (etcd "leader changed") never recovers
+            data.mkdir(parents=True, exist_ok=True)
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 60, cwd=data)
+            return
+        data = self.dir / "milvus-server"
+        argv = [_bin("milvus-server"), "--data", str(data), "--proxy-port", str(self.milvus_port)]
+        fresh = not (data / "configs").is_dir()
         data.mkdir(parents=True, exist_ok=True)
+        if not fresh:
+            # a restart: the previous run's sessions stay in the embedded etcd until their leases
+            # expire (session ttl 30 s, counted again from etcd's start), and Milvus waits for them
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 180, cwd=data)
+            return
         try:
-            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, timeout, cwd=data)
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 45, cwd=data)
         except StackError as exc:
             if self.procs["milvus"].pid() or not port_free(self.milvus_host, self.milvus_port):
                 raise
-            # Milvus standalone's embedded etcd sometimes loses its first leader election; one retry.
-            log.warning("milvus did not start (%s); retrying once", str(exc).splitlines()[0])
-            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 2 * timeout, cwd=data)
+            # a first start sometimes stalls (its embedded etcd loses its first leader election): it holds
+            # no data yet, so start again from an empty folder
+            log.warning("milvus did not start (%s); retrying once from an empty data folder", str(exc).splitlines()[0])
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir(parents=True, exist_ok=True)
+            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 90, cwd=data)
 
     def _milvus_ok(self) -> bool:
         if not port_open(self.milvus_host, self.milvus_port):

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..catalog.sources import SourceRegistry
-from ..core.consent import basis_signal, decide, iptc_signal
+from ..core.consent import basis_signal, decide, iptc_signal, source_match_signal
 from ..core.records import Basis, Decision, ImageCandidate, Signal, Source
 
 
@@ -62,7 +62,7 @@ class ConsentDecider:
 
     @staticmethod
     def before_fetch(cand: ImageCandidate, source: Source) -> Verdict:
-        signals = [basis_signal(source.basis), *cand.signals]
+        signals = [basis_signal(source.basis), source_match_signal(source.match, cand.page_url), *cand.signals]
         decision, reason = decide(source.basis, signals)
         return Verdict(source.basis, decision, reason, signals)
 

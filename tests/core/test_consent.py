@@ -64,3 +64,13 @@ def test_source_match():
     assert not matches_source("https://ex.org/events/", "https://ex.org/other/")
     assert not matches_source("https://ex.org/events/", "http://ex.org/events/")
     assert not matches_source("ex.org", "ftp://ex.org/")
+
+
+def test_a_page_outside_the_source_is_refused():
+    from consentry.core.consent import source_match_signal
+
+    inside = source_match_signal("https://ex.org/family/", "https://ex.org/family/a.html")
+    outside = source_match_signal("https://ex.org/family/", "https://ex.org/other/a.html")
+    assert not inside.opt_out and outside.opt_out
+    assert decide(Basis.CONSENT, [inside]) == (Decision.INDEX, "allowed")
+    assert decide(Basis.CONSENT, [outside]) == (Decision.REFUSE, "outside-source")

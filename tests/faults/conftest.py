@@ -35,22 +35,26 @@ BASE = PORT_BASE + 3000
 PNG = {"Content-Type": "image/png"}
 
 
+def _explicit(env: dict[str, str]) -> dict[str, str]:
+    """CONSENTRY_* variables as Settings keyword arguments (so no fixture has to touch os.environ)."""
+    return {k[len("CONSENTRY_"):].lower(): v for k, v in env.items() if k.startswith("CONSENTRY_")
+            and k != "CONSENTRY_TEST_PORT_BASE"}
+
+
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """A stack of this module's own; its settings are passed explicitly (os.environ is left alone:
+    a module fixture that patched it would undo what the session fixture set after it)."""
     env = {**stack_env(tmp_path_factory.mktemp("faults"), BASE),
            "CONSENTRY_MODEL_PACK": "hashface-test",  # the faults are in the pipeline, not the model
            "CONSENTRY_RETRY_MAX_ATTEMPTS": "3", "CONSENTRY_RETRY_BASE_DELAY_S": "0.2",
            "CONSENTRY_RETRY_MAX_DELAY_S": "1.0", "CONSENTRY_KAFKA_REQUEST_TIMEOUT_MS": "10000"}
-    mp = pytest.MonkeyPatch()
-    for k, v in env.items():
-        mp.setenv(k, v)
-    st = Stack(load_settings())
+    st = Stack(load_settings(**_explicit(env)))
     try:
         st.up("embedded")
         yield st, {**os.environ, **env}
     finally:
         st.down()
-        mp.undo()
 
 
 @dataclass
@@ -174,9 +178,7 @@ def run(fault_stack) -> Iterator[Run]:  # noqa: ANN001
     env = {**env, "CONSENTRY_TOPIC_PREFIX": f"f{tag}.", "CONSENTRY_MILVUS_COLLECTION": f"faces_{tag}",
            "CONSENTRY_MILVUS_SUPPRESSION_COLLECTION": f"supp_{tag}", "CONSENTRY_KAFKA_CONSUMER_GROUP": f"g{tag}",
            "CONSENTRY_S3_BUCKET": f"f-{tag}"}
-    s = load_settings(topic_prefix=env["CONSENTRY_TOPIC_PREFIX"], milvus_collection=env["CONSENTRY_MILVUS_COLLECTION"],
-                      milvus_suppression_collection=env["CONSENTRY_MILVUS_SUPPRESSION_COLLECTION"],
-                      kafka_consumer_group=env["CONSENTRY_KAFKA_CONSUMER_GROUP"], s3_bucket=env["CONSENTRY_S3_BUCKET"])
+    s = load_settings(**_explicit(env))
     S3ObjectStore(S3Config.from_settings(s)).ensure_bucket()
     site = Site().start()
     try:

@@ -38,7 +38,7 @@ def test_allowed_image_is_indexed_with_a_full_provenance(site):
     assert prov.decision is Decision.INDEX and prov.reason == "allowed"
     assert prov.http_status == 200 and prov.content_type == "image/png" and prov.bytes == len(noise_image(1))
     assert prov.width == prov.height == 96 and len(prov.sha256) == 64 and len(prov.phash) == 16
-    assert {s.name for s in prov.signals} == {"basis", "iptc-datamining"}
+    assert {s.name for s in prov.signals} == {"basis", "source-match", "iptc-datamining"}
     assert prov.model_id == "hashface-test" and len(prov.faces) == 1 and prov.duplicate_of is None
     rows = rig.index.get(prov.face_ids)
     assert len(rows) == 1 and rows[0]["url_key"] == prov.key and rows[0]["source_id"] == "family"
@@ -346,3 +346,17 @@ def test_records_of_a_source_erased_in_flight_are_dropped_but_later_crawls_are_n
     assert rig.prov("/new.png").decision.value == "index" and rig.faces_for("/new.png") == 1
     assert rig.worker.stats.snapshot()["refused_by_reason"] == {"erased": 1}
     assert rig.dead_letters() == []
+
+
+def test_a_candidate_whose_page_is_outside_its_source_is_never_fetched(site):
+    rig = make_rig(site)
+    from consentry.catalog.sources import SourceRegistry
+    from consentry.core.records import Source
+
+    SourceRegistry(rig.store).put(Source(id="family", match="https://photos.example.org/", basis=Basis.CONSENT))
+    site.routes["/x.png"] = Route(noise_image(81), headers=PNG)
+    rig.produce(rig.candidate("/x.png"))  # page on 127.0.0.1, source covers photos.example.org
+    assert rig.drain() == 1
+    p = rig.prov("/x.png")
+    assert (p.decision.value, p.reason) == ("refuse", "outside-source") and p.faces == []
+    assert "/x.png" not in site.requests

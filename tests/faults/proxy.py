@@ -1,0 +1,89 @@
+"""A TCP proxy on 127.0.0.1 that can cut every connection and refuse new ones for a while.
+
+From a client's side this is what a server restart looks like: established connections reset,
+connections refused, then the server is back on the same address.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+
+class CuttableProxy:
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        self.host, self.target = host, target_port
+        self._listener = self._listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _listen(self, port: int) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.host, port))
+        s.listen(64)
+        return s
+
+    def _accept_loop(self) -> None:
+        while not self._stop:
+            listener = self._listener
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                time.sleep(0.05)  # the listener was closed by cut(); wait for the new one
+                continue
+            try:
+                upstream = socket.create_connection((self.host, self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self, seconds: float) -> None:
+        """Reset every connection, refuse new ones for ``seconds``, then accept again."""
+        self._listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()
+            except OSError:
+                pass
+        time.sleep(seconds)
+        self._listener = self._listen(self.port)
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
+        with self._lock:
+            for s in self._conns:
+                try:
+                    s.close()
+                except OSError:
+                    pass
