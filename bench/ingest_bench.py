@@ -75,7 +75,7 @@ def main() -> int:
     from consentry.demo.photos import ensure_photos
     from consentry.imaging import decode
     from consentry.infra.stack import Stack
-    from consentry.ingest.wiring import build_worker, prepare_stack
+    from consentry.wiring import ingest_worker, prepare_ingest
     from tests.ingest.site import Route, Site
     from tests.ingest.stackhelp import Env
 
@@ -85,7 +85,7 @@ def main() -> int:
     site = Site().start()
     try:
         s = load_settings()
-        prepare_stack(s)
+        prepare_ingest(s)
         env = Env(s)
         SourceRegistry(S3ObjectStore(S3Config.from_settings(s))).put(
             Source(id="bench", match=f"127.0.0.1:{site.port}", basis=Basis.CONSENT))
@@ -100,7 +100,7 @@ def main() -> int:
             return [ImageCandidate(url=site.url(p), page_url=site.url("/"), job_id="bench", source_id="bench")
                     for p in bodies if p.startswith(prefix)]
 
-        worker = build_worker(s)
+        worker = ingest_worker(s)
         model = worker.faces.model
 
         phases: dict[str, float] = {}

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
     from .indexer.erasure import Eraser
+    from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
     from .indexer.services import Services
 
@@ -129,3 +130,20 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
                     audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search,
                     eraser=eraser(s, store, index, search.model_loader))
+
+
+def ingest_worker(s: Settings) -> "IngestWorker":
+    """An IngestWorker on the configured Kafka, S3, Milvus and model pack (module-level: Ray pickles it)."""
+    from .indexer import IndexConfig
+    from .ingest.assembly import assemble
+    from .ingest.config import IngestConfig
+
+    return assemble(IngestConfig.from_settings(s), broker(s), object_store(s), vector_store(s),
+                    IndexConfig.from_settings(s), face_model(s))
+
+
+def prepare_ingest(s: Settings) -> None:
+    """Topics, bucket and collections exist before ingest workers start (idempotent)."""
+    broker(s).ensure_topics([s.topic_images, s.topic_dlq, s.topic_erasures])
+    object_store(s).ensure_bucket()
+    face_index(s).ensure()

@@ -48,18 +48,18 @@ def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, id
       consentry ingest run --no-ray --until-idle --json
     """
     from ..ingest.runner import IdlePolicy, ThreadPool, drive
-    from ..ingest.wiring import build_worker, prepare_stack
+    from ..wiring import ingest_worker, prepare_ingest
 
     s = ctx.settings
     n = workers or s.ingest_workers
-    prepare_stack(s)
+    prepare_ingest(s)
     if no_ray:
-        pool: Any = ThreadPool(lambda _k: build_worker(s), n)
+        pool: Any = ThreadPool(lambda _k: ingest_worker(s), n)
     else:
         from ..ingest.raypool import RayPool, init_ray
 
         init_ray(s, n)
-        pool = RayPool(s, n)
+        pool = RayPool(s, n, ingest_worker)
     stop = threading.Event()
     started = time.monotonic()
     throughput = _Throughput(interval)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ConfigError, DependencyError
 from ..core.settings import Settings
 from .runner import WorkerFailed, WorkerLoop
+from .worker import IngestWorker
 
 log = logging.getLogger("consentry.ingest.ray")
 
@@ -49,12 +51,10 @@ def init_ray(settings: Settings, workers: int, temp_dir: str | None = None) -> N
 class _IngestActor:
     """The body of one Ray actor: builds its worker and runs its loop in a thread."""
 
-    def __init__(self, settings: Settings, index: int) -> None:
-        from .wiring import build_worker
-
+    def __init__(self, settings: Settings, index: int, build: Callable[[Settings], IngestWorker]) -> None:
         logging.basicConfig(level=settings.log_level,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self.loop = WorkerLoop(build_worker(settings), name=f"ray-worker-{index}")
+        self.loop = WorkerLoop(build(settings), name=f"ray-worker-{index}")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.loop.run, args=(self._stop,), name="ingest-loop", daemon=True)
         self._thread.start()
@@ -75,11 +75,12 @@ class _IngestActor:
 class RayPool:
     """``workers`` actors with ``num_cpus=ingest_worker_cpus`` (and ``num_gpus`` when configured)."""
 
-    def __init__(self, settings: Settings, workers: int, call_timeout_s: float = 30.0,
-                 start_timeout_s: float = 120.0, max_restarts: int = 3) -> None:
+    def __init__(self, settings: Settings, workers: int, build: Callable[[Settings], IngestWorker],
+                 call_timeout_s: float = 30.0, start_timeout_s: float = 120.0, max_restarts: int = 3) -> None:
         if workers < 1:
             raise ConfigError("--workers must be at least 1")
         self.settings = settings
+        self.build = build  # a module-level function: each actor builds its own worker from the settings
         self.n = workers
         self.call_timeout_s = call_timeout_s
         self.start_timeout_s = start_timeout_s
@@ -94,7 +95,7 @@ class RayPool:
         if self.settings.ingest_worker_gpus > 0:
             opts["num_gpus"] = self.settings.ingest_worker_gpus
         cls = ray.remote(_IngestActor)
-        self.actors = [cls.options(**opts).remote(self.settings, k) for k in range(self.n)]
+        self.actors = [cls.options(**opts).remote(self.settings, k, self.build) for k in range(self.n)]
         # wait for every actor's constructor (model load, Kafka connect): errors surface here
         from ray.exceptions import GetTimeoutError, RayActorError
 

@@ -15,7 +15,7 @@ from consentry.core.retry import RetryPolicy
 from consentry.faces import HashFaceModel
 from consentry.indexer import FaceIndex, IndexConfig
 from consentry.ingest import FetchConfig, IngestConfig, IngestWorker
-from consentry.ingest.wiring import assemble
+from consentry.ingest.assembly import assemble
 
 from .site import Site
 

@@ -16,7 +16,7 @@ from consentry.core.records import Basis, DeadLetter, ImageCandidate, Source
 from consentry.core.settings import Settings
 from consentry.indexer import FaceIndex, IndexConfig
 from consentry.ingest.runner import IdlePolicy, ThreadPool, drive
-from consentry.ingest.wiring import build_worker, prepare_stack
+from consentry.wiring import ingest_worker, prepare_ingest
 
 from .site import Site
 
@@ -42,7 +42,7 @@ class Env:
         self.store = S3ObjectStore(S3Config.from_settings(s))
         self.index = FaceIndex(MilvusVectorStore(s.milvus_uri), IndexConfig.from_settings(s))
         self.provenance = ProvenanceStore(self.store)
-        prepare_stack(s)
+        prepare_ingest(s)
 
     def with_(self, **kw: Any) -> "Env":
         return Env(self.s.model_copy(update=kw))
@@ -64,7 +64,7 @@ class Env:
         timer = threading.Timer(timeout_s, stop.set)  # a safety net: never hang the suite
         timer.start()
         try:
-            return drive(ThreadPool(lambda _k: build_worker(self.s), workers), stop, True,
+            return drive(ThreadPool(lambda _k: ingest_worker(self.s), workers), stop, True,
                          IdlePolicy(self.s.ingest_idle_seconds, join_grace_s=10.0), tick_s=0.5)
         finally:
             timer.cancel()

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from consentry.cli.main import cli
 from consentry.core.records import ImageCandidate
+from consentry.wiring import ingest_worker
 from consentry.ingest.raypool import RayPool
 from consentry.ingest.runner import IdlePolicy, drive
 
@@ -61,7 +62,7 @@ def test_a_sigkilled_ray_worker_loses_nothing_and_duplicates_nothing(stack, site
             cands.append(ImageCandidate(url=site.url(path), page_url=site.url("/"), job_id="job-kill",
                                         source_id="family"))
     env.produce(cands)
-    pool = RayPool(s, workers=1, call_timeout_s=20, max_restarts=2)
+    pool = RayPool(s, workers=1, build=ingest_worker, call_timeout_s=20, max_restarts=2)
     stop, result = threading.Event(), {}
     runner = threading.Thread(target=lambda: result.update(
         drive(pool, stop, True, IdlePolicy(s.ingest_idle_seconds, join_grace_s=15), tick_s=0.5)))

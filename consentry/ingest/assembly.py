@@ -1,16 +1,17 @@
-"""The one place that turns Settings into an IngestWorker with real clients (Kafka, S3, Milvus, models)."""
+"""Assembling an IngestWorker from its clients (real ones, or the in-memory fakes in unit tests).
+
+The composition root (``consentry.wiring.ingest_worker``) passes the real clients."""
 
 from __future__ import annotations
 
 from ..catalog.provenance import ProvenanceStore
 from ..catalog.sources import SourceRegistry
 from ..catalog.tombstones import Tombstones
-from ..clients.broker import Broker, KafkaBroker, KafkaConfig
-from ..clients.objectstore import ObjectStore, S3Config, S3ObjectStore
-from ..clients.vectors import MilvusVectorStore, VectorStore
+from ..clients.broker import Broker
+from ..clients.objectstore import ObjectStore
+from ..clients.vectors import VectorStore
 from ..core.netpolicy import Resolver, system_resolver
-from ..core.settings import Settings
-from ..faces import FaceModel, ModelConfig, load_model
+from ..faces import FaceModel
 from ..indexer import FaceIndex, IndexConfig
 from .config import IngestConfig
 from .deadletter import DeadLetterSink
@@ -45,20 +46,3 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
     worker.ping_broker = broker.ping  # lets the loop tell "drained" from "broker down"
     worker.tombstones = Tombstones(store)
     return worker
-
-
-def build_worker(settings: Settings) -> IngestWorker:
-    """An IngestWorker on the configured Kafka, S3, Milvus and model pack."""
-    store = S3ObjectStore(S3Config.from_settings(settings))
-    vectors = MilvusVectorStore(settings.milvus_uri,
-                                settings.milvus_token.get_secret_value() if settings.milvus_token else None)
-    return assemble(IngestConfig.from_settings(settings), KafkaBroker(KafkaConfig.from_settings(settings)), store,
-                    vectors, IndexConfig.from_settings(settings), load_model(ModelConfig.from_settings(settings)))
-
-
-def prepare_stack(settings: Settings) -> None:
-    """Topics, bucket and collections exist before workers start (idempotent)."""
-    KafkaBroker(KafkaConfig.from_settings(settings)).ensure_topics([settings.topic_images, settings.topic_dlq])
-    S3ObjectStore(S3Config.from_settings(settings)).ensure_bucket()
-    FaceIndex(MilvusVectorStore(settings.milvus_uri, settings.milvus_token.get_secret_value()
-                                if settings.milvus_token else None), IndexConfig.from_settings(settings)).ensure()
