@@ -41,11 +41,17 @@ def init_ray(settings: Settings, workers: int, temp_dir: str | None = None) -> N
         return
     cpus = max(2, int(-(-workers * settings.ingest_worker_cpus // 1)))
     kw: dict[str, Any] = {"_temp_dir": temp_dir} if temp_dir else {}
-    try:  # GPUs are detected by Ray; the actors ask for ingest_worker_gpus
-        ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False,
-                 log_to_driver=False, namespace="consentry", **kw)
-    except Exception as exc:  # translated at the edge
-        raise DependencyError(f"cannot start a local Ray: {type(exc).__name__}: {exc}", transient=False) from None
+    for attempt in (1, 2):  # a loaded machine can miss Ray's start-up deadline once
+        try:  # GPUs are detected by Ray; the actors ask for ingest_worker_gpus
+            ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False,
+                     log_to_driver=False, namespace="consentry", **kw)
+            return
+        except Exception as exc:  # translated at the edge
+            if attempt == 2:
+                raise DependencyError(f"cannot start a local Ray: {type(exc).__name__}: {exc}",
+                                      transient=False) from None
+            logging.getLogger("consentry.ingest").warning("local Ray did not start (%s); trying again", exc)
+            ray.shutdown()
 
 
 class _IngestActor:
