@@ -2,7 +2,11 @@
 
 The decision function is pure, so tests check refusals of private and metadata addresses
 without ever connecting to them. The crawler and the fetcher call it after DNS resolution
-(and again on every redirect).
+(and again on every redirect), and the address they then connect to is one that passed it:
+the fetcher's connections go through :func:`resolve_checked` (see ``ingest/pinned.py``), the
+crawler's through a checking reactor resolver (``crawler/resolver.py``). A host that answers
+DNS with a public address for the check and a private one for the connection (DNS rebinding)
+is therefore refused at the connection too.
 """
 
 from __future__ import annotations
@@ -73,6 +77,15 @@ def check_url(url: str, allow_private: bool, resolver: Resolver = system_resolve
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchRefused(f"bad port in {url}", reason="bad-url") from None
+    return resolve_checked(host, port, allow_private, resolver)
+
+
+def resolve_checked(host: str, port: int, allow_private: bool, resolver: Resolver = system_resolver) -> list[str]:
+    """Resolve ``host`` and return its addresses when every one of them passes the policy.
+
+    Raises FetchRefused (reason ``dns`` or ``private-address``). Connect only to an address
+    returned here, never to the host name, so the checked answer is the one used.
+    """
     try:
         addresses = resolver(host, port)
     except (OSError, UnicodeError) as exc:

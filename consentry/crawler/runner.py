@@ -47,6 +47,7 @@ ITEM_PIPELINES = {_P + "pipeline.KafkaPublishPipeline": 300}
 EXTENSIONS = {
     "scrapy.extensions.throttle.AutoThrottle": None,
     "scrapy.extensions.telnet.TelnetConsole": None,
+    "scrapy.extensions.remote_control.RemoteControl": None,
     _P + "throttle.PoliteThrottle": 0,
     _P + "progress.JobProgress": 0,
 }
@@ -80,6 +81,7 @@ def politeness_settings(settings: Settings, job: CrawlJob) -> dict[str, Any]:
         "COOKIES_ENABLED": False,
         "HTTPPROXY_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,  # Scrapy >= 2.19 serves a code-running HTTP endpoint by default
         "DEPTH_PRIORITY": 1,  # breadth first: a page budget covers the site's top levels first
         "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
@@ -130,6 +132,7 @@ class CrawlRunner:
         out = politeness_settings(s, job)
         out.update({
             "JOBDIR": str(jobdir.scrapy_dir),
+            "TWISTED_DNS_RESOLVER": _P + "resolver.PolicyResolver",  # connections only to checked addresses
             "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
             "SPIDER_MIDDLEWARES": SPIDER_MIDDLEWARES,
             "ITEM_PIPELINES": ITEM_PIPELINES,

@@ -3,6 +3,7 @@
 - http and https only; every hop (the first request and each redirect) passes
   :func:`~consentry.core.netpolicy.check_url` *before* any connection is made, so private,
   loopback, link-local and metadata addresses are refused unless the settings allow them;
+  connections then go only to the addresses that passed (``pinned.py``: no DNS rebinding);
 - redirects are followed by hand, up to ``max_redirects``;
 - per-operation timeouts plus a deadline for the whole body (a slow trickle cannot hold a worker);
 - the size limit is enforced while streaming (and up front from Content-Length);
@@ -28,6 +29,7 @@ from ..core.netpolicy import Resolver, check_url, system_resolver
 from ..core.records import Signal, utcnow
 from ..imaging import describe_non_image, sniff
 from .config import FetchConfig
+from .pinned import PinnedTransport
 
 log = logging.getLogger("consentry.ingest.fetch")
 
@@ -52,16 +54,21 @@ class FetchResult:
 
 
 class Fetcher:
-    """One HTTP client per worker. ``resolver`` and ``transport`` are injectable for tests."""
+    """One HTTP client per worker. ``resolver`` and ``transport`` are injectable for tests.
+
+    The resolver serves both the check and the connection (a ``transport`` given for a test
+    replaces the connection part).
+    """
 
     def __init__(self, cfg: FetchConfig, resolver: Resolver = system_resolver,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
         self.resolver = resolver
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
         self._client = httpx.Client(
-            timeout=httpx.Timeout(cfg.timeout_s), follow_redirects=False, trust_env=False, transport=transport,
-            headers={"User-Agent": cfg.user_agent, "Accept": ACCEPT},
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8))
+            timeout=httpx.Timeout(cfg.timeout_s), follow_redirects=False, trust_env=False,
+            transport=transport or PinnedTransport(cfg.allow_private, resolver, limits),
+            headers={"User-Agent": cfg.user_agent, "Accept": ACCEPT})
 
     def close(self) -> None:
         self._client.close()

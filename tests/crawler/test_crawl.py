@@ -118,3 +118,11 @@ def test_status_counters_add_up(crawl, sites):
     assert st["refused_pages"] == len(OPT_OUT_PAGES)
     assert st["refused_pages"] + st["refused_requests"] + st["refused_images"] == len(refusals)
     assert st["pages"] >= 20
+
+
+def test_the_crawl_process_opens_no_remote_console(crawl):
+    """Scrapy's telnet console and (>= 2.19) its code-running remote-control HTTP server stay off."""
+    s, job, *_ = crawl
+    log = (s.home / "jobs" / job.id / "crawl.log").read_text()
+    assert "Spider opened" in log  # the log is the crawl's own
+    assert "Remote control HTTP server listening" not in log and "Telnet console listening" not in log

@@ -50,6 +50,32 @@ def test_loopback_is_refused_before_connecting_unless_allowed(site):
     assert site.requests == []  # refused before any connection
 
 
+def test_connections_go_to_the_address_the_policy_checked(site):
+    """``photos.test`` exists only in the policy's resolver: the connection uses that answer, not system DNS."""
+    site.routes["/a.png"] = Route(noise_image(1), headers=PNG)
+    lookups = []
+
+    def resolver(host, p):
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    f = Fetcher(FetchConfig(user_agent="ConsentryBot/0.1", timeout_s=3.0, allow_private=True), resolver=resolver)
+    r = f.fetch(f"http://photos.test:{site.port}/a.png")
+    assert r.body == noise_image(1) and lookups == ["photos.test", "photos.test"]  # the check, then the connection
+
+
+def test_a_host_that_rebinds_to_a_private_address_after_the_check_is_refused_at_connect(site):
+    """DNS rebinding: public for the check, loopback for the connection. No request may reach the site."""
+    site.routes["/a.png"] = Route(noise_image(1), headers=PNG)
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])
+    f = Fetcher(FetchConfig(user_agent="ConsentryBot/0.1", timeout_s=3.0, allow_private=False, attempts=1),
+                resolver=lambda host, p: next(answers))
+    with pytest.raises(FetchRefused) as e:
+        f.fetch(f"http://rebind.test:{site.port}/a.png")
+    assert e.value.reason == "private-address" and "loopback" in str(e.value)
+    assert site.requests == []
+
+
 def test_a_redirect_to_a_metadata_address_is_refused_before_following_it(site):
     site.routes["/jump"] = Route(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
     with pytest.raises(FetchRefused) as e:
