@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
     from .indexer.erasure import Eraser
+    from .indexer.retention import RetentionSweeper
     from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
     from .indexer.services import Services
@@ -97,11 +98,22 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
 def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
     """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
     from .indexer.erasure import Eraser
+    from .indexer.retention import RetentionSweeper
 
     store = store or object_store(s)
     return Eraser(index or face_index(s), provenance(s, store), store, audit_log(s, store),
                   erasure_threshold=s.erasure_threshold, model_loader=model_loader or (lambda: face_model(s)),
                   publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels)
+
+
+def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper":  # noqa: ANN001
+    """The sweep, with every registered source's current retention (capped by retention_max_days)."""
+    from .indexer.retention import RetentionSweeper
+
+    store = store or object_store(s)
+    days = {src.id: min(src.retention_days, s.retention_max_days) for src in sources(s, store).list()}
+    return RetentionSweeper(index or face_index(s), provenance(s, store), audit_log(s, store),
+                            source_retention_days=days)
 
 
 def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> "TokenStore":  # noqa: ANN001
@@ -116,7 +128,8 @@ def face_search(s: Settings, store=None, index=None, model_loader=None) -> "Face
 
     store = store or object_store(s)
     return FaceSearch(index or face_index(s), provenance(s, store), audit_log(s, store),
-                      model_loader or (lambda: face_model(s)), SearchLimits.from_settings(s))
+                      model_loader or (lambda: face_model(s)), SearchLimits.from_settings(s),
+                      strong=s.search_consistency == "strong")
 
 
 def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # noqa: ANN001

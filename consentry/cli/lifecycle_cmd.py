@@ -111,18 +111,15 @@ def sweep(ctx: CliContext, as_of: datetime | None, dry_run: bool, as_json: bool)
     Example: consentry retention sweep --dry-run
     """
     from .. import wiring
-    from ..indexer.retention import RetentionSweeper
 
-    s = ctx.settings
-    store = wiring.object_store(s)
     now = as_of.timestamp() if as_of else None
-    rep = RetentionSweeper(wiring.face_index(s), wiring.provenance(s, store), wiring.audit_log(s, store)).sweep(
-        now=now, actor=local_actor(), dry_run=dry_run)
+    rep = wiring.retention_sweeper(ctx.settings).sweep(now=now, actor=local_actor(), dry_run=dry_run)
     if as_json:
         emit_json(rep.to_dict())
     else:
         verb = "would delete" if dry_run else "deleted"
-        click.echo(f"retention sweep as of {rep.as_of}: {verb} {rep.expired_faces} expired faces "
+        shortened = f" ({rep.past_source_retention} past a shortened source retention)" if rep.past_source_retention else ""
+        click.echo(f"retention sweep as of {rep.as_of}: {verb} {rep.expired_faces} expired faces{shortened} "
                    f"{'' if dry_run else rep.deleted}")
 
 

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # --- thresholds and lifecycle -----------------------------------------------------------
     search_threshold: float = Field(default=0.35, ge=-1, le=1, description="Cosine similarity for a search hit.")
     search_default_top_k: int = Field(default=10, ge=1)
+    search_consistency: Literal["strong", "bounded"] = Field(
+        default="strong", description="strong: an erasure or withdrawal is invisible to the very next search "
+        "(costs 200-400 ms a search on Milvus server); bounded: searches may see it up to a few seconds late.")
     erasure_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity at or above which a face is erased.")
     suppression_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity to a suppressed person that refuses a new face.")
     retention_default_days: int = Field(default=365, ge=1)

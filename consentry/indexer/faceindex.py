@@ -146,13 +146,17 @@ class FaceIndex:
     def delete(self, face_ids: Sequence[str]) -> int:
         return self.store.delete(self.spec, list(face_ids))
 
-    def delete_where(self, *, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
-                     expired_before: int | None = None) -> int:
-        return self.store.delete_where(self.spec, self._where(source_id, job_id, url_key, expired_before))
+    def delete_where(self, **selection: Any) -> int:
+        """Delete the faces of a selection (keywords of :meth:`_where`)."""
+        return self.store.delete_where(self.spec, self._where(**selection))
 
     # ------------------------------------------------------------------ reads
-    def _where(self, source_id: str | None, job_id: str | None, url_key: str | None,
-               expired_before: int | None) -> list[Cond]:
+    @staticmethod
+    def _where(*, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
+               expired_before: int | None = None, unexpired_at: int | None = None,
+               ingested_before: int | None = None) -> list[Cond]:
+        """A face selection: every given filter applies (``expires_at <= expired_before``,
+        ``expires_at > unexpired_at``, ``ingested_at <= ingested_before``)."""
         where: list[Cond] = []
         if source_id is not None:
             where.append(Cond("source_id", "==", check_id(source_id, "source")))
@@ -162,14 +166,16 @@ class FaceIndex:
             where.append(Cond("url_key", "==", _hex64(url_key)))
         if expired_before is not None:
             where.append(Cond("expires_at", "<=", int(expired_before)))
+        if unexpired_at is not None:
+            where.append(Cond("expires_at", ">", int(unexpired_at)))
+        if ingested_before is not None:
+            where.append(Cond("ingested_at", "<=", int(ingested_before)))
         if not where:
             raise VectorStoreError("a face selection needs at least one filter", transient=False)
         return where
 
-    def face_ids(self, *, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
-                 expired_before: int | None = None, strong: bool = True) -> list[str]:
-        rows = self.store.query(self.spec, self._where(source_id, job_id, url_key, expired_before),
-                                ["face_id"], strong=strong)
+    def face_ids(self, *, strong: bool = True, **selection: Any) -> list[str]:
+        rows = self.store.query(self.spec, self._where(**selection), ["face_id"], strong=strong)
         return [r["face_id"] for r in rows]
 
     def get(self, face_ids: Sequence[str], with_embedding: bool = False) -> list[dict[str, Any]]:
@@ -179,11 +185,11 @@ class FaceIndex:
         fields = ["face_id", *FACE_OUTPUT] + (["embedding"] if with_embedding else [])
         return self.store.query(self.spec, [Cond("face_id", "in", ids)], fields, strong=True)
 
-    def count(self, *, source_id: str | None = None, job_id: str | None = None, url_key: str | None = None,
-              expired_before: int | None = None) -> int:
-        if source_id is job_id is url_key is expired_before is None:
+    def count(self, **selection: Any) -> int:
+        """Faces in a selection (keywords of :meth:`_where`); all faces without one."""
+        if all(v is None for v in selection.values()):
             return self.store.count(self.spec)
-        return self.store.count(self.spec, self._where(source_id, job_id, url_key, expired_before))
+        return self.store.count(self.spec, self._where(**selection))
 
     def search(self, embeddings: Sequence[Sequence[float]], model_id: str, top_k: int, threshold: float,
                source_ids: Sequence[str] | None = None, job_ids: Sequence[str] | None = None,

@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 import uuid
 
 import numpy as np
@@ -153,3 +154,18 @@ def test_provenance_missing_still_returns_the_face(settings, object_store, face_
     hits = search.by_photo(detected["obama.jpg"].data, OPTS, "t").query_faces[0].hits
     gone = next(h for h in hits if h.face_id == faces["obama2.jpg"][0].face_id)
     assert gone.image.url is None and gone.image.url_key == faces["obama2.jpg"][0].url_key
+
+
+def test_bounded_consistency_is_a_setting_and_its_searches_see_writes_within_seconds(
+        settings, object_store, face_model, detected, milvus_uri):
+    s = settings.model_copy(update={"search_consistency": "bounded", **({"milvus_uri": milvus_uri} if milvus_uri else {})})
+    search = face_search(s, object_store, model_loader=lambda: face_model)
+    assert search.strong is False and _search(settings, object_store, face_model).strong is True
+    faces = index_corpus(search.index, search.provenance, detected, face_model.model_id)
+    deadline = time.monotonic() + 20  # bounded: a write may show a few seconds late, never much later
+    while True:
+        hits = search.by_photo(detected["obama.jpg"].data, OPTS, "test:alice").query_faces[0].hits
+        if _ids(faces, "obama.jpg") <= {h.face_id for h in hits} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert _ids(faces, "obama.jpg") <= {h.face_id for h in hits}

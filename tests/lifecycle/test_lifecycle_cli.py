@@ -34,3 +34,19 @@ def test_forget_explain_and_sweep_cli(real_world, settings, photos):
 
     res = cli(w, settings, "forget", "--source", "a", "--url", "http://x/")
     assert res.returncode == 2
+
+
+def test_the_sweep_cli_applies_each_registered_source_retention(real_world, settings, photos):
+    from consentry.catalog import SourceRegistry
+    from consentry.core.records import Source
+
+    w = real_world
+    SourceRegistry(w.store).put(Source.build(id="short", match="127.0.0.1:8", basis="consent", retention_days=30))
+    day = 86400
+    old = w.add(SITE + "obama.jpg", photos["obama.jpg"].read_bytes(), source="short", expires_in=365 * day,
+                now=time.time() - 40 * day)
+    kept = w.add(SITE + "biden.jpg", photos["biden.jpg"].read_bytes(), source="short", expires_in=365 * day)
+    res = cli(w, settings, "retention", "sweep")
+    assert res.returncode == 0, res.stderr
+    assert "deleted 1 expired faces (1 past a shortened source retention)" in res.stdout
+    assert w.index.get(old.face_ids) == [] and len(w.index.get(kept.face_ids)) == 1
