@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,6 +40,7 @@ class KafkaConfig:
     heartbeat_interval_ms: int = 2000
     request_timeout_ms: int = 30000
     max_poll_records: int = 16
+    member_stuck_after_s: float = 60.0  # a consumer unsettled this long (broker answering) is replaced
     partitions: int = 4
     replication: int = 1
     client_id: str = "consentry"
@@ -51,7 +52,7 @@ class KafkaConfig:
                    password=s.kafka_password.get_secret_value() if s.kafka_password else None,
                    session_timeout_ms=s.kafka_session_timeout_ms, heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
                    request_timeout_ms=s.kafka_request_timeout_ms, max_poll_records=s.kafka_max_poll_records,
-                   partitions=s.kafka_partitions, replication=s.kafka_replication)
+                   member_stuck_after_s=s.kafka_member_stuck_after_s, partitions=s.kafka_partitions, replication=s.kafka_replication)
 
     def common(self) -> dict:
         out: dict = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol,
@@ -72,6 +73,7 @@ class Consumer(Protocol):
     def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]: ...
     def commit(self, offsets: dict[tuple[str, int], int]) -> None: ...
     def assignment(self) -> set[tuple[str, int]]: ...
+    def settled(self) -> bool: ...  # a stable group member: an empty poll then means "nothing to read"
     def close(self) -> None: ...
 
 
@@ -132,25 +134,70 @@ class KafkaProducerAdapter:
 
 
 class KafkaConsumerAdapter:
-    """A consumer-group member with auto-commit off: callers commit after their durable writes."""
+    """A consumer-group member with auto-commit off: callers commit after their durable writes.
 
-    def __init__(self, cfg: KafkaConfig, group: str, topics: Sequence[str]) -> None:
-        from kafka import KafkaConsumer
+    A member that stays unsettled (rejoining, or without a coordinator) for ``stuck_after_s``
+    (``member_stuck_after_s``; well above a normal rebalance) is replaced by a fresh one: kafka-python 3.0 can hang between JoinGroup and
+    SyncGroup after tansu loses its S3 for a while, and a new member joins cleanly. Nothing is lost:
+    uncommitted records are redelivered to the new member from the committed offsets.
+    """
 
+    def __init__(self, cfg: KafkaConfig, group: str, topics: Sequence[str], stuck_after_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg, self.group, self.topics = cfg, group, list(topics)
+        self.stuck_after_s = cfg.member_stuck_after_s if stuck_after_s is None else stuck_after_s
+        self.clock = clock
+        self.replaced = 0  # members replaced after being stuck
+        self._unsettled_since: float | None = None
         try:
-            self._c = KafkaConsumer(*topics, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-                                    session_timeout_ms=cfg.session_timeout_ms,
-                                    heartbeat_interval_ms=cfg.heartbeat_interval_ms,
-                                    max_poll_records=cfg.max_poll_records, max_poll_interval_ms=300000,
-                                    **cfg.common())
+            self._c = self._new()
         except Exception as exc:
             raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+
+    def _new(self):  # noqa: ANN202
+        from kafka import KafkaConsumer
+
+        cfg = self.cfg
+        return KafkaConsumer(*self.topics, group_id=self.group, enable_auto_commit=False,
+                             auto_offset_reset="earliest", session_timeout_ms=cfg.session_timeout_ms,
+                             heartbeat_interval_ms=cfg.heartbeat_interval_ms, max_poll_records=cfg.max_poll_records,
+                             max_poll_interval_ms=300000, **cfg.common())
+
+    def _watch(self) -> None:
+        """Replace the member once it has been unsettled for longer than ``stuck_after_s``."""
+        if self.settled():
+            self._unsettled_since = None
+            return
+        now = self.clock()
+        if self._unsettled_since is None:
+            self._unsettled_since = now
+            return
+        if now - self._unsettled_since < self.stuck_after_s:
+            return
+        try:
+            fresh = self._new()
+        except Exception as exc:  # noqa: BLE001 - broker unreachable: keep the old member, try again later
+            log.warning("consumer of %s unsettled for %.0fs; no new member yet: %s", self.group,
+                        now - self._unsettled_since, exc)
+            self._unsettled_since = now
+            return
+        log.warning("consumer of %s unsettled for %.0fs: replacing it with a new group member "
+                    "(uncommitted records will be redelivered)", self.group, now - self._unsettled_since)
+        old, self._c = self._c, fresh
+        self._unsettled_since = None
+        self.replaced += 1
+        try:
+            old.close(autocommit=False, timeout_ms=2000)
+        except Exception:  # noqa: BLE001 - closing is best effort
+            log.debug("closing the stuck consumer failed", exc_info=True)
 
     def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]:
         try:
             batch = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except Exception as exc:
             raise _translate(exc, "poll") from None
+        if not batch:
+            self._watch()
         out = [Message(r.topic, r.partition, r.offset, r.key, r.value) for recs in batch.values() for r in recs]
         out.sort(key=lambda m: (m.topic, m.partition, m.offset))
         return out
@@ -172,6 +219,18 @@ class KafkaConsumerAdapter:
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._c.assignment()}
+
+    def settled(self) -> bool:
+        """A stable member of its group with a known coordinator: only then does an empty poll mean
+        "nothing to read". While the group (re)joins or its coordinator is being found (after a broker
+        or, for tansu, an S3 outage) kafka-python's poll returns nothing without fetching."""
+        coordinator = getattr(self._c, "_coordinator", None)
+        if coordinator is None:  # kafka-python internals moved: do not block idleness on them
+            return True
+        try:
+            return coordinator.stable() and not coordinator.need_rejoin() and not coordinator.coordinator_unknown()
+        except Exception:  # noqa: BLE001 - a status read must not fail the poll loop
+            return False
 
     def close(self) -> None:
         try:
@@ -289,6 +348,9 @@ class MemoryConsumer:
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(t, p) for t in self.topics for p in range(len(self.b._topic(t)))}
+
+    def settled(self) -> bool:
+        return not self.b.down
 
     def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]:
         if self.b.down:

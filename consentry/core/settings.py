@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     kafka_username: str | None = None
     kafka_password: SecretStr | None = None
     kafka_session_timeout_ms: int = Field(default=6000, description="Consumer group session timeout.")
+    kafka_member_stuck_after_s: float = Field(
+        default=60.0, gt=0, description="A consumer still rejoining its group after this long is replaced by a new "
+        "member (uncommitted records are redelivered); well above a normal rebalance.")
     kafka_heartbeat_interval_ms: int = Field(default=2000)
     kafka_request_timeout_ms: int = Field(default=30000)
     kafka_max_poll_records: int = Field(default=16, ge=1)

@@ -19,6 +19,8 @@ REFUSED = Counter("consentry_ingest_refused", "Images refused, by reason", ["rea
 FACES = Counter("consentry_ingest_faces", "Faces written to the index")
 ERRORS = Counter("consentry_ingest_errors", "Permanent failures sent to the DLQ, by error class", ["error_class"])
 RETRIES = Counter("consentry_ingest_redeliveries", "Records left uncommitted after a transient dependency failure")
+COMMIT_FAILURES = Counter("consentry_ingest_commit_failures",
+                          "Offset commits that failed after their retries (the records' writes were durable)")
 
 
 class IngestStats:
@@ -59,6 +61,9 @@ class IngestStats:
             self.counts["redelivered"] += n
         RETRIES.inc(n)
 
+    def commit_failed(self) -> None:
+        self._add("commit_failures", COMMIT_FAILURES)
+
     def _add(self, key: str, counter: Counter) -> None:
         with self._lock:
             self.counts[key] += 1
@@ -67,7 +72,8 @@ class IngestStats:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             out: dict[str, Any] = {k: self.counts.get(k, 0)
-                                   for k in ("records", "fetched", "indexed", "refused", "faces", "dlq", "redelivered")}
+                                   for k in ("records", "fetched", "indexed", "refused", "faces", "dlq", "redelivered",
+                                                           "commit_failures")}
             out["refused_by_reason"] = dict(self.refused)
             out["errors_by_class"] = dict(self.errors)
         return out

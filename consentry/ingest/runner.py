@@ -4,7 +4,8 @@
   (offsets committed, consumer closed), and reports whether it is idle.
 - :func:`drive` watches a pool (threads here, Ray actors in :mod:`.raypool`), calls ``on_tick``
   with the merged stats once a tick, and returns on stop or, with ``until_idle``, when every worker
-  has polled nothing for ``idle_seconds`` while holding its partition assignment. Nothing relies on
+  has polled nothing for ``idle_seconds`` while holding its partition assignment as a settled group
+  member (not rejoining, coordinator known). Nothing relies on
   ``end_offsets`` (wrong on tansu): idleness is observed, not computed from lag.
 """
 
@@ -48,6 +49,7 @@ class WorkerLoop:
         self.fatal = False
         self.broker_ok = True
         self.busy = False
+        self.settled = False  # the consumer is a stable member of its group (see Consumer.settled)
         self._broker_checked = 0.0
         self._lock = threading.Lock()
 
@@ -96,14 +98,19 @@ class WorkerLoop:
                 self.running = False
 
     def _observe(self, records: int) -> None:
+        consumer = self.worker.consumer
         try:
-            assignment = frozenset(self.worker.consumer.assignment())
+            assignment = frozenset(consumer.assignment())
+            settled = consumer.settled()
         except Exception:  # noqa: BLE001 - a status read must not kill the loop
-            assignment = self.assignment
+            assignment, settled = self.assignment, False
         with self._lock:
-            if records or assignment != self.assignment:
+            # a group that is (re)joining or looking for its coordinator polls nothing without reading:
+            # that is waiting, not being drained
+            if records or assignment != self.assignment or not settled:
                 self.last_activity = self.clock()
             self.assignment = assignment
+            self.settled = settled
         # an empty poll only means "drained" if the broker answers: kafka-python returns nothing,
         # without an error, while the broker is down
         ping = getattr(self.worker, "ping_broker", None)
@@ -123,7 +130,7 @@ class WorkerLoop:
             return {"name": self.name, "pid": os.getpid(), "running": self.running, "error": self.error,
                     "assigned": len(self.assignment), "idle_s": now - self.last_activity,
                     "uptime_s": now - self.started, "stats": self.worker.stats.snapshot(),
-                    "broker_ok": self.broker_ok, "busy": self.busy,
+                    "broker_ok": self.broker_ok, "busy": self.busy, "settled": self.settled,
                     **self.circuit.status()}
 
 

@@ -206,6 +206,7 @@ class IngestWorker:
                 self.retry.call(lambda: self.consumer.commit(commit), "commit offsets")
                 out.committed = commit
             except DependencyError as exc:  # the writes are durable and idempotent: a later commit covers them
+                self.stats.commit_failed()
                 log.warning("commit failed, records may be redelivered (replay is idempotent): %s", exc)
         for tp, offset in out.redeliver.items():
             self.stats.redelivery()

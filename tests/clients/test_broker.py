@@ -62,3 +62,58 @@ def test_unreachable_broker_raises_broker_error():
         p = b.producer()
         p.send("x", None, b"y")
         p.flush(2)
+
+
+def test_a_consumer_is_settled_only_once_it_has_joined_its_group(broker, settings):
+    """An empty poll means "drained" only for a settled member; before the join it means "not yet"."""
+    topic = settings.topic_images
+    broker.ensure_topics([topic])
+    c = broker.consumer(f"g-{uuid.uuid4().hex[:8]}", [topic])
+    try:
+        assert c.settled() is False  # not joined yet: nothing has been polled
+        deadline = time.monotonic() + 40
+        while not (c.assignment() and c.settled()) and time.monotonic() < deadline:
+            c.poll(0.5)
+        assert c.assignment() and c.settled()
+    finally:
+        c.close()
+
+
+def drain_quiet(consumer, quiet_polls=4, timeout=60.0):
+    """Everything the consumer gets until ``quiet_polls`` empty polls in a row."""
+    got, quiet = [], 0
+    deadline = time.monotonic() + timeout
+    while quiet < quiet_polls and time.monotonic() < deadline:
+        batch = consumer.poll(1.0)
+        got.extend(batch)
+        settled = consumer.settled() and consumer.assignment()
+        quiet = 0 if batch or not settled else quiet + 1  # joining the group is not "quiet"
+    return got
+
+
+def test_a_member_stuck_unsettled_is_replaced_and_uncommitted_records_come_again(broker, settings):
+    from consentry.clients.broker import KafkaConsumerAdapter
+
+    topic = settings.topic_images
+    broker.ensure_topics([topic])
+    p = broker.producer()
+    for i in range(5):
+        p.send(topic, f"stuck{i}".encode(), f"stuck{i}".encode())
+    p.flush()
+    p.close()
+    c = KafkaConsumerAdapter(broker.cfg, f"g-{uuid.uuid4().hex[:8]}", [topic])
+    try:
+        first = {(m.partition, m.offset) for m in drain_quiet(c)}  # read, never committed
+        assert len(first) >= 5 and c.replaced == 0  # a normal join is well within member_stuck_after_s
+        c.stuck_after_s = 1.0
+        c.settled = lambda: False  # as when kafka-python hangs between JoinGroup and SyncGroup
+        deadline = time.monotonic() + 10
+        while c.replaced == 0 and time.monotonic() < deadline:
+            assert c.poll(0.3) == []
+        assert c.replaced == 1
+        del c.settled
+        c.stuck_after_s = 60.0  # the new member's own join takes a few seconds
+        again = {(m.partition, m.offset) for m in drain_quiet(c)}
+        assert again == first  # the new member gets every uncommitted record again: none lost
+    finally:
+        c.close()

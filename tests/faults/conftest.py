@@ -66,6 +66,7 @@ class Run:
     site: Site
     candidates: list[ImageCandidate] = field(default_factory=list)
     expected: dict[str, str] = field(default_factory=dict)  # url -> "indexed" | "refused" | "dlq"
+    procs: list[subprocess.Popen] = field(default_factory=list)  # killed at teardown if a test left one running
 
     @property
     def store(self) -> S3ObjectStore:
@@ -104,6 +105,7 @@ class Run:
                                 env=self.env, stdout=subprocess.PIPE, stderr=log, text=True)
         proc.log_path = log.name  # type: ignore[attr-defined]
         log.close()
+        self.procs.append(proc)
         return proc
 
     def progress(self) -> int:
@@ -181,9 +183,13 @@ def run(fault_stack) -> Iterator[Run]:  # noqa: ANN001
     s = load_settings(**_explicit(env))
     S3ObjectStore(S3Config.from_settings(s)).ensure_bucket()
     site = Site().start()
+    r = Run(env, s, site)
     try:
-        yield Run(env, s, site)
+        yield r
     finally:
+        for proc in r.procs:
+            if proc.poll() is None:  # a failed test must not leave an ingest process behind
+                kill(proc)
         site.close()
 
 

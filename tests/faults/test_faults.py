@@ -33,8 +33,9 @@ def test_pipeline_survives_a_server_going_away(fault_stack, run, service, second
     outage(stack, service, seconds, stop_timeout_s=3 if service == "tansu" else 30)
     assert proc.poll() is None  # still alive: paused or retrying, not crashed
     totals = run.finish(proc)
-    if service == "seaweedfs":
-        assert totals["redelivered"] >= 1  # work was left for redelivery while S3 was away
+    if service == "seaweedfs":  # the outage was felt: a write left for redelivery, or (tansu keeps its
+        # offsets in S3) a commit that failed; which one depends on where the worker was when S3 went
+        assert totals["redelivered"] + totals["commit_failures"] >= 1, totals
     assert run.account() == EXPECTED
 
 

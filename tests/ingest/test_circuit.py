@@ -4,7 +4,7 @@ import threading
 import time
 
 from consentry.ingest.circuit import Circuit
-from consentry.ingest.runner import WorkerLoop, summary
+from consentry.ingest.runner import IdlePolicy, WorkerLoop, is_idle, summary
 
 from .rig import make_rig
 from .site import Route, noise_image
@@ -57,3 +57,25 @@ def test_loop_pauses_while_s3_is_down_and_resumes_without_loss(site):
     assert st["circuit_openings"] == 1
     assert all(rig.prov(f"/{k}.png") is not None for k in range(3))
     assert rig.index.count() == 3 and rig.dead_letters() == []
+
+
+def test_an_unsettled_consumer_is_never_idle(site):
+    """While the group rejoins (kafka-python polls nothing then), the loop waits instead of counting idle time."""
+    rig = make_rig(site)
+    settled = {"now": False}
+    rig.worker.consumer.settled = lambda: settled["now"]
+    loop = WorkerLoop(rig.worker)
+    stop = threading.Event()
+    t = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        time.sleep(1.0)
+        st = loop.status()
+        assert st["settled"] is False and st["idle_s"] < 0.6 and not is_idle(st, IdlePolicy(idle_seconds=0.6))
+        settled["now"] = True
+        time.sleep(1.0)
+        st = loop.status()
+        assert st["settled"] is True and is_idle(st, IdlePolicy(idle_seconds=0.6))
+    finally:
+        stop.set()
+        t.join(10)

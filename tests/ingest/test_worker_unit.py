@@ -360,3 +360,28 @@ def test_a_candidate_whose_page_is_outside_its_source_is_never_fetched(site):
     p = rig.prov("/x.png")
     assert (p.decision.value, p.reason) == ("refuse", "outside-source") and p.faces == []
     assert "/x.png" not in site.requests
+
+
+def test_a_failed_commit_is_counted_and_the_durable_writes_stand(site):
+    """The broker fails the commit after the writes: nothing is undone, the failure is counted, and
+    the records come again (replay is idempotent) until a commit succeeds."""
+    rig = make_rig(site)
+    rig.add_source("family")
+    for k in range(2):
+        site.routes[f"/{k}.png"] = Route(noise_image(40 + k), headers=PNG)
+    rig.produce(*[rig.candidate(f"/{k}.png") for k in range(2)])
+    consumer = rig.worker.consumer
+    real_commit = consumer.commit
+
+    def failing_commit(offsets):
+        raise BrokerError("commit: coordinator unavailable (simulated)")
+
+    consumer.commit = failing_commit
+    out = rig.worker.poll_once()
+    assert out.records == 2 and out.committed == {}
+    assert rig.worker.stats.snapshot()["commit_failures"] == 1
+    assert rig.committed() == 0 and rig.prov("/0.png") is not None and rig.index.count() == 2  # writes stand
+    consumer.commit = real_commit
+    rig.broker.committed["g1"].clear()
+    rig.worker.consumer.close()
+    assert rig.drain() == 2 and rig.committed() == 2 and rig.index.count() == 2  # same faces, now committed
