@@ -15,6 +15,15 @@ def drain(consumer, want, timeout=40.0):
     return got
 
 
+def produce(broker, topic, values):
+    broker.ensure_topics([topic])
+    p = broker.producer()
+    for v in values:
+        p.send(topic, v.encode(), v.encode())
+    p.flush()
+    p.close()
+
+
 @pytest.fixture(params=["kafka", "memory"])
 def any_broker(request):
     if request.param == "memory":
@@ -95,12 +104,7 @@ def test_a_member_stuck_unsettled_is_replaced_and_uncommitted_records_come_again
     from consentry.clients.broker import KafkaConsumerAdapter
 
     topic = settings.topic_images
-    broker.ensure_topics([topic])
-    p = broker.producer()
-    for i in range(5):
-        p.send(topic, f"stuck{i}".encode(), f"stuck{i}".encode())
-    p.flush()
-    p.close()
+    produce(broker, topic, [f"stuck{i}" for i in range(5)])
     c = KafkaConsumerAdapter(broker.cfg, f"g-{uuid.uuid4().hex[:8]}", [topic])
     try:
         first = {(m.partition, m.offset) for m in drain_quiet(c)}  # read, never committed

@@ -122,6 +122,14 @@ class Run:
             assert time.monotonic() < deadline, f"no progress to {n} records"
             time.sleep(0.2)
 
+    def wait_request(self, matches, proc: subprocess.Popen, timeout: float = 120) -> None:  # noqa: ANN001
+        """Until the site has been asked for a path that ``matches``."""
+        deadline = time.monotonic() + timeout
+        while not any(matches(p) for p in list(self.site.requests) if p in self.site.routes):
+            assert proc.poll() is None, Path(proc.log_path).read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "no request for a matching path"
+            time.sleep(0.05)
+
     def finish(self, proc: subprocess.Popen, timeout: float = 300) -> dict:
         out, _ = proc.communicate(timeout=timeout)
         self.log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]

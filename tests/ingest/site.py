@@ -20,6 +20,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "image/jpeg"})
     delay_s: float = 0.0
     chunked: bool = False  # no Content-Length: the size limit must be enforced while streaming
+    gate: threading.Event | None = None  # when set: the response waits (up to 60 s) until the test opens it
 
 
 class Site:
@@ -43,6 +44,8 @@ class Site:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if r.gate is not None:
+                    r.gate.wait(60)
                 if r.delay_s:
                     time.sleep(r.delay_s)
                 self.send_response(r.status)
