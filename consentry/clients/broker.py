@@ -52,7 +52,8 @@ class KafkaConfig:
                    password=s.kafka_password.get_secret_value() if s.kafka_password else None,
                    session_timeout_ms=s.kafka_session_timeout_ms, heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
                    request_timeout_ms=s.kafka_request_timeout_ms, max_poll_records=s.kafka_max_poll_records,
-                   member_stuck_after_s=s.kafka_member_stuck_after_s, partitions=s.kafka_partitions, replication=s.kafka_replication)
+                   member_stuck_after_s=s.kafka_member_stuck_after_s, partitions=s.kafka_partitions,
+                   replication=s.kafka_replication)
 
     def common(self) -> dict:
         out: dict = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol,
@@ -137,9 +138,10 @@ class KafkaConsumerAdapter:
     """A consumer-group member with auto-commit off: callers commit after their durable writes.
 
     A member that stays unsettled (rejoining, or without a coordinator) for ``stuck_after_s``
-    (``member_stuck_after_s``; well above a normal rebalance) is replaced by a fresh one: kafka-python 3.0 can hang between JoinGroup and
-    SyncGroup after tansu loses its S3 for a while, and a new member joins cleanly. Nothing is lost:
-    uncommitted records are redelivered to the new member from the committed offsets.
+    (``member_stuck_after_s``, well above a normal rebalance) is replaced by a fresh one:
+    kafka-python 3.0 can hang between JoinGroup and SyncGroup after tansu loses its S3 for a while,
+    and a new member joins cleanly. Nothing is lost: uncommitted records are redelivered to the new
+    member from the committed offsets.
     """
 
     def __init__(self, cfg: KafkaConfig, group: str, topics: Sequence[str], stuck_after_s: float | None = None,
