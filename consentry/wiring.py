@@ -98,7 +98,6 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
 def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
     """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
     from .indexer.erasure import Eraser
-    from .indexer.retention import RetentionSweeper
 
     store = store or object_store(s)
     return Eraser(index or face_index(s), provenance(s, store), store, audit_log(s, store),
