@@ -118,7 +118,8 @@ def sweep(ctx: CliContext, as_of: datetime | None, dry_run: bool, as_json: bool)
         emit_json(rep.to_dict())
     else:
         verb = "would delete" if dry_run else "deleted"
-        shortened = f" ({rep.past_source_retention} past a shortened source retention)" if rep.past_source_retention else ""
+        shortened = (f" ({rep.past_source_retention} past a shortened source retention)"
+                     if rep.past_source_retention else "")
         click.echo(f"retention sweep as of {rep.as_of}: {verb} {rep.expired_faces} expired faces{shortened} "
                    f"{'' if dry_run else rep.deleted}")
 

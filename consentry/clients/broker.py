@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -144,11 +144,9 @@ class KafkaConsumerAdapter:
     member from the committed offsets.
     """
 
-    def __init__(self, cfg: KafkaConfig, group: str, topics: Sequence[str], stuck_after_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, cfg: KafkaConfig, group: str, topics: Sequence[str], stuck_after_s: float | None = None) -> None:
         self.cfg, self.group, self.topics = cfg, group, list(topics)
         self.stuck_after_s = cfg.member_stuck_after_s if stuck_after_s is None else stuck_after_s
-        self.clock = clock
         self.replaced = 0  # members replaced after being stuck
         self._unsettled_since: float | None = None
         try:
@@ -170,7 +168,7 @@ class KafkaConsumerAdapter:
         if self.settled():
             self._unsettled_since = None
             return
-        now = self.clock()
+        now = time.monotonic()
         if self._unsettled_since is None:
             self._unsettled_since = now
             return

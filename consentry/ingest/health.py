@@ -12,7 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-COUNTERS = ("records", "fetched", "indexed", "faces", "refused", "dlq", "redelivered", "commit_failures")
+from .metrics import COUNTERS
 
 
 def prometheus_text(stats: dict[str, Any]) -> str:

@@ -19,6 +19,8 @@ REFUSED = Counter("consentry_ingest_refused", "Images refused, by reason", ["rea
 FACES = Counter("consentry_ingest_faces", "Faces written to the index")
 ERRORS = Counter("consentry_ingest_errors", "Permanent failures sent to the DLQ, by error class", ["error_class"])
 RETRIES = Counter("consentry_ingest_redeliveries", "Records left uncommitted after a transient dependency failure")
+#: the tallies every snapshot carries (also the names of the driver's /metrics counters)
+COUNTERS = ("records", "fetched", "indexed", "faces", "refused", "dlq", "redelivered", "commit_failures")
 COMMIT_FAILURES = Counter("consentry_ingest_commit_failures",
                           "Offset commits that failed after their retries (the records' writes were durable)")
 
@@ -71,9 +73,7 @@ class IngestStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = {k: self.counts.get(k, 0)
-                                   for k in ("records", "fetched", "indexed", "refused", "faces", "dlq", "redelivered",
-                                                           "commit_failures")}
+            out: dict[str, Any] = {k: self.counts.get(k, 0) for k in COUNTERS}
             out["refused_by_reason"] = dict(self.refused)
             out["errors_by_class"] = dict(self.errors)
         return out
