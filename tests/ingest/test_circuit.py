@@ -3,7 +3,10 @@
 import threading
 import time
 
+import httpx
+
 from consentry.ingest.circuit import Circuit
+from consentry.ingest.health import HealthServer
 from consentry.ingest.runner import IdlePolicy, WorkerLoop, is_idle, summary
 
 from .rig import make_rig
@@ -43,6 +46,12 @@ def test_loop_pauses_while_s3_is_down_and_resumes_without_loss(site):
     st = loop.status()
     assert st["circuit"] == "open" and st["waiting_for"] == ["s3"]
     assert summary([st])["ready"] is False
+    with HealthServer("127.0.0.1", 0) as health:  # what `ingest run --http-port` serves, over real HTTP
+        health.update(summary([st]))
+        base = f"http://127.0.0.1:{health.port}"
+        assert httpx.get(base + "/healthz").status_code == 200  # alive ...
+        r = httpx.get(base + "/readyz")
+        assert r.status_code == 503 and r.json()["waiting_for"] == ["s3"] and r.json()["circuits_open"] == 1
     polls_before = st["stats"].get("records", 0)
     time.sleep(0.3)
     assert loop.status()["stats"].get("records", 0) == polls_before == 0  # paused: nothing processed, nothing lost
@@ -54,6 +63,13 @@ def test_loop_pauses_while_s3_is_down_and_resumes_without_loss(site):
     t.join(10)
     st = loop.status()
     assert st["stats"]["records"] == 3 and st["stats"]["indexed"] == 3 and st["circuit"] == "closed"
+    with HealthServer("127.0.0.1", 0) as health:
+        health.update(summary([{**st, "running": True}]))  # ready while the loop runs with its circuit closed
+        base = f"http://127.0.0.1:{health.port}"
+        assert httpx.get(base + "/readyz").status_code == 200
+        metrics = httpx.get(base + "/metrics").text
+        assert "consentry_ingest_indexed_total 3" in metrics and "consentry_ingest_commit_failures_total 0" in metrics
+        assert httpx.get(base + "/nope").status_code == 404
     assert st["circuit_openings"] == 1
     assert all(rig.prov(f"/{k}.png") is not None for k in range(3))
     assert rig.index.count() == 3 and rig.dead_letters() == []
