@@ -155,7 +155,7 @@ def _pct(a: list[float], p: float) -> float:
 def run_one(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, index_type: str, params: list[int],
             strong_queries: int) -> list[dict]:
     from consentry.clients.vectors import MilvusVectorStore
-    from consentry.indexer import FaceIndex, IndexConfig
+    from consentry.faceindex import FaceIndex, IndexConfig
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
     base = IndexConfig(collection=name, suppression_collection=f"{name}_s", index_type=index_type)

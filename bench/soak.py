@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from consentry.core.settings import load_settings  # noqa: E402
 from consentry.infra.stack import Stack  # noqa: E402
 from tests.conftest import stack_env  # noqa: E402
-from tests.faults.conftest import PNG, Run  # noqa: E402
+from tests.faults.conftest import Run  # noqa: E402
 from tests.ingest.site import Route, Site, noise_image  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main() -> int:
     rng = random.Random(args.seed)
 
     home = Path(tempfile.mkdtemp(prefix="consentry-soak-"))
-    env = {**stack_env(home, args.port_base), "CONSENTRY_MODEL_PACK": "hashface-test",
+    env = {**stack_env(home, args.port_base), "CONSENTRY_MODEL_PACK": "tests.fakes:HashFaceModel",
            "CONSENTRY_RETRY_MAX_ATTEMPTS": "3", "CONSENTRY_RETRY_BASE_DELAY_S": "0.2",
            "CONSENTRY_RETRY_MAX_DELAY_S": "1.0", "CONSENTRY_KAFKA_REQUEST_TIMEOUT_MS": "10000",
            "CONSENTRY_KAFKA_MAX_POLL_RECORDS": "32"}

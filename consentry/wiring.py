@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .clients.broker import KafkaBroker
     from .clients.objectstore import S3ObjectStore
     from .clients.vectors import MilvusVectorStore
-    from .indexer import FaceIndex
+    from .faceindex import FaceIndex
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
     from .indexer.erasure import Eraser
@@ -44,7 +44,7 @@ def vector_store(s: Settings) -> "MilvusVectorStore":
 
 
 def face_index(s: Settings) -> "FaceIndex":
-    from .indexer import FaceIndex, IndexConfig
+    from .faceindex import FaceIndex, IndexConfig
 
     return FaceIndex(vector_store(s), IndexConfig.from_settings(s))
 
@@ -146,7 +146,7 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
 
 def ingest_worker(s: Settings) -> "IngestWorker":
     """An IngestWorker on the configured Kafka, S3, Milvus and model pack (module-level: Ray pickles it)."""
-    from .indexer import IndexConfig
+    from .faceindex import IndexConfig
     from .ingest.assembly import assemble
     from .ingest.config import IngestConfig
 

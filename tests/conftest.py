@@ -1,7 +1,8 @@
 """Session fixtures: the real servers (S3, Kafka-compatible broker, Milvus) started once.
 
-Ports come from CONSENTRY_TEST_PORT_BASE (default 29000) so a developer's own stack on the
-default ports is left alone: S3 base, broker base+92, milvus-lite base+540, Milvus server base+530.
+Ports come from CONSENTRY_TEST_PORT_BASE (else the first free range of 29000, 36000, 43000,
+50000, see _claim_port_base) so a developer's own stack on the default ports and other test runs
+are left alone: S3 base, broker base+92, milvus-lite base+540, Milvus server base+530.
 """
 
 from __future__ import annotations
@@ -15,7 +16,37 @@ import pytest
 
 from consentry.core.settings import Settings, load_settings
 
-PORT_BASE = int(os.environ.get("CONSENTRY_TEST_PORT_BASE", "29000"))
+_PORT_BASES = (29000, 36000, 43000, 50000)  # each run uses base .. base+3600
+_port_lock = None
+
+
+def _claim_port_base() -> int:
+    """This run's port range: CONSENTRY_TEST_PORT_BASE, or the first range no other run holds.
+
+    A run holds its range with an exclusive lock on a file for as long as it lives, so two test
+    runs on one machine never start servers on the same ports. The choice is exported so that
+    subprocesses (CLI runs, fault tests) use the same range.
+    """
+    global _port_lock
+    if os.environ.get("CONSENTRY_TEST_PORT_BASE"):
+        return int(os.environ["CONSENTRY_TEST_PORT_BASE"])
+    import fcntl
+    import tempfile
+
+    for base in _PORT_BASES:
+        fh = open(Path(tempfile.gettempdir()) / f"consentry-test-ports-{base}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        _port_lock = fh  # held until this process exits
+        os.environ["CONSENTRY_TEST_PORT_BASE"] = str(base)
+        return base
+    raise RuntimeError(f"every test port range {_PORT_BASES} is held by another run; set CONSENTRY_TEST_PORT_BASE")
+
+
+PORT_BASE = _claim_port_base()
 
 
 def stack_env(home: Path, base: int) -> dict[str, str]:

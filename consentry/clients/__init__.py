@@ -1,7 +1,7 @@
-"""One small interface per outside system, a real adapter, and an in-memory fake.
+"""One small interface per outside system and its real adapter (the in-memory fakes are in tests/fakes.py).
 
-- :mod:`.broker`  Kafka (kafka-python) / MemoryBroker
-- :mod:`.objectstore`  S3 (minio) / MemoryObjectStore
+- :mod:`.broker`  Kafka (kafka-python)
+- :mod:`.objectstore`  S3 (minio)
 - :mod:`.vectors`  Milvus (pymilvus) connection and error translation
 
 Library errors are translated here into :mod:`consentry.core.errors`.

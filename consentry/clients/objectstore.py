@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -203,77 +202,3 @@ class S3ObjectStore:
             return True
         except Exception:
             return False
-
-
-# -------------------------------------------------------------------------------------------------- fake
-class MemoryObjectStore:
-    """In-process object store for unit tests."""
-
-    def __init__(self, bucket: str = "consentry") -> None:
-        self.bucket = bucket
-        self.objects: dict[str, tuple[bytes, str, dict[str, str], dict[str, str]]] = {}
-        self.down = False
-        self._lock = threading.Lock()
-
-    def _check(self) -> None:
-        if self.down:
-            raise ObjectStoreError("object store down (simulated)", transient=True)
-
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> None:
-        self._check()
-        with self._lock:
-            self.objects[key] = (bytes(data), content_type, dict(metadata or {}), dict(tags or {}))
-
-    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/json") -> bool:
-        self._check()
-        with self._lock:
-            if key in self.objects:
-                return False
-            self.objects[key] = (bytes(data), content_type, {}, {})
-            return True
-
-    def get(self, key: str) -> bytes:
-        self._check()
-        try:
-            return self.objects[key][0]
-        except KeyError:
-            raise ObjectNotFound(f"get {key}: no such object") from None
-
-    def stat(self, key: str) -> ObjectInfo:
-        self._check()
-        try:
-            data, ct, meta, _ = self.objects[key]
-        except KeyError:
-            raise ObjectNotFound(f"stat {key}: no such object") from None
-        return ObjectInfo(key=key, size=len(data), etag=None, metadata=dict(meta), content_type=ct)
-
-    def tags(self, key: str) -> dict[str, str]:
-        self._check()
-        if key not in self.objects:
-            raise ObjectNotFound(f"tags {key}: no such object")
-        return dict(self.objects[key][3])
-
-    def exists(self, key: str) -> bool:
-        self._check()
-        return key in self.objects
-
-    def delete(self, key: str) -> None:
-        self._check()
-        self.objects.pop(key, None)
-
-    def delete_many(self, keys: Iterable[str]) -> int:
-        keys = list(keys)
-        for k in keys:
-            self.delete(k)
-        return len(keys)
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        self._check()
-        return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
-
-    def ensure_bucket(self) -> None:
-        self._check()
-
-    def ping(self) -> bool:
-        return not self.down

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import numpy as np
 
 from ..core.errors import SchemaMismatch, VectorStoreError
 
@@ -386,97 +385,3 @@ class MilvusVectorStore:
         except Exception:
             self.reset()
             return False
-
-
-# ------------------------------------------------------------------------------------------------ fake
-def _match(row: dict[str, Any], conds: Sequence[Cond]) -> bool:
-    for c in conds:
-        v = row.get(c.field)
-        ok = {"==": lambda: v == c.value, "!=": lambda: v != c.value, ">": lambda: v > c.value,
-              ">=": lambda: v >= c.value, "<": lambda: v < c.value, "<=": lambda: v <= c.value,
-              "in": lambda: v in c.value}[c.op]()
-        if not ok:
-            return False
-    return True
-
-
-class MemoryVectorStore:
-    """Exact cosine search over rows in memory, for unit tests."""
-
-    def __init__(self) -> None:
-        self.collections: dict[str, dict[str, dict[str, Any]]] = {}
-        self.specs: dict[str, CollectionSpec] = {}
-        self.down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise VectorStoreError("vector store down (simulated)", transient=True)
-
-    def ensure_collection(self, spec: CollectionSpec) -> None:
-        self._check()
-        if spec.name in self.specs and self.specs[spec.name].fields != spec.fields:
-            raise SchemaMismatch(f"collection {spec.name!r} exists with another schema")
-        self.specs[spec.name] = spec
-        self.collections.setdefault(spec.name, {})
-
-    def upsert(self, spec: CollectionSpec, rows: list[dict[str, Any]]) -> int:
-        self.ensure_collection(spec)
-        for r in rows:
-            self.collections[spec.name][str(r[spec.primary.name])] = dict(r)
-        return len(rows)
-
-    def delete(self, spec: CollectionSpec, ids: Sequence[str]) -> int:
-        self.ensure_collection(spec)
-        col = self.collections[spec.name]
-        for i in ids:
-            col.pop(i, None)
-        return len(ids)
-
-    def delete_where(self, spec: CollectionSpec, where: Sequence[Cond]) -> int:
-        if not where:
-            raise VectorStoreError("refusing to delete without a filter", transient=False)
-        ids = [r[spec.primary.name] for r in self.query(spec, where, limit=10**9)]
-        return self.delete(spec, ids)
-
-    def search(self, spec: CollectionSpec, vectors: Sequence[Sequence[float]], top_k: int,
-               where: Sequence[Cond] = (), output_fields: Sequence[str] = (),
-               strong: bool = False) -> list[list[Hit]]:
-        self.ensure_collection(spec)
-        render(spec, where)  # same validation as the real adapter
-        rows = [r for r in self.collections[spec.name].values() if _match(r, where)]
-        out = []
-        for v in vectors:
-            q = np.asarray(v, dtype=np.float32)
-            q = q / (np.linalg.norm(q) or 1.0)
-            scored = []
-            for r in rows:
-                e = np.asarray(r[spec.vector.name], dtype=np.float32)
-                scored.append((float(q @ (e / (np.linalg.norm(e) or 1.0))), r))
-            scored.sort(key=lambda t: -t[0])
-            out.append([Hit(id=str(r[spec.primary.name]), score=s, entity={k: r[k] for k in output_fields})
-                        for s, r in scored[:top_k]])
-        return out
-
-    def query(self, spec: CollectionSpec, where: Sequence[Cond], output_fields: Sequence[str] = (),
-              limit: int = 16384, strong: bool = False) -> list[dict[str, Any]]:
-        self.ensure_collection(spec)
-        render(spec, where)
-        fields = list(output_fields) or [spec.primary.name]
-        rows = [r for r in self.collections[spec.name].values() if _match(r, where)]
-        return [{k: r[k] for k in fields} for r in rows[:limit]]
-
-    def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int:
-        return len(self.query(spec, where, limit=10**9))
-
-    def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
-                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]:
-        rows = self.query(spec, where, output_fields, limit=10**9)
-        for i in range(0, len(rows), batch):
-            yield rows[i:i + batch]
-
-    def drop(self, spec: CollectionSpec) -> None:
-        self.collections.pop(spec.name, None)
-        self.specs.pop(spec.name, None)
-
-    def ping(self) -> bool:
-        return not self.down

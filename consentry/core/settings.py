@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     milvus_write_batch: int = Field(default=256, ge=1)
 
     # --- face models ----------------------------------------------------------------------------
-    model_pack: str = Field(default="buffalo_s", description="buffalo_s | buffalo_l | yunet_sface | a folder path.")
+    model_pack: str = Field(default="buffalo_s", description="buffalo_s | buffalo_l | yunet_sface | a folder path | a module:Class plugin.")
     model_dir: Path | None = Field(default=None, description="Folder holding the model pack's .onnx files.")
     model_device: Literal["cpu", "cuda"] = Field(default="cpu", description="cuda uses onnxruntime-gpu's CUDA provider.")
     model_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads per session.")

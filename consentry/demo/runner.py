@@ -169,7 +169,7 @@ class Demo:
         """Start from an empty demo namespace: bucket emptied, demo collections dropped."""
         from ..clients.objectstore import S3Config, S3ObjectStore
         from ..clients.vectors import MilvusVectorStore
-        from ..indexer.faceindex import IndexConfig, face_spec, suppression_spec
+        from ..faceindex import IndexConfig, face_spec, suppression_spec
 
         cfg = S3Config.from_settings(s)
         store = S3ObjectStore(S3Config(cfg.endpoint, cfg.access_key, cfg.secret_key, DEMO_BUCKET, cfg.region))

@@ -1,81 +1,19 @@
-"""Face model packs behind one interface."""
+"""SCRFD detection + ArcFace embedding through onnxruntime: the insightface packs (buffalo_s, buffalo_l)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ..core.errors import ModelError
-from ..imaging import decode
-from .packs import PACKS, pack_files
+from .packs import PACKS
+from .types import EMBEDDING_DIM, DetectedFace, ModelConfig, file_id, providers_for
 
 log = logging.getLogger("consentry.faces")
-
-EMBEDDING_DIM = 512
-
-
-
-@dataclass(frozen=True)
-class DetectedFace:
-    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the analysed image
-    score: float
-    embedding: np.ndarray = field(repr=False)  # (dim,) float32, L2-normalised
-    landmarks: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def size(self) -> float:
-        return min(self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1])
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    pack: str = "buffalo_s"
-    model_dir: Path | None = None
-    device: str = "cpu"  # cpu | cuda
-    threads: int = 2
-    det_size: int = 640
-    min_face: int = 24
-    min_score: float = 0.5
-
-    @classmethod
-    def from_settings(cls, s) -> "ModelConfig":  # noqa: ANN001
-        return cls(pack=s.model_pack, model_dir=s.model_dir, device=s.model_device, threads=s.model_threads,
-                   det_size=s.model_det_size, min_face=s.face_min_size, min_score=s.face_min_score)
-
-
-class FaceModel(Protocol):
-    model_id: str
-    dim: int
-
-    def analyze(self, bgr: np.ndarray) -> list[DetectedFace]: ...
-    def analyze_batch(self, images: list[np.ndarray]) -> list[list[DetectedFace]]: ...
-
-
-def file_id(path: Path) -> str:
-    """A short content hash of a model file: part of the model_id, so another file means another id."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
-
-
-def providers_for(device: str) -> list[str]:
-    if device == "cuda":
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ModelError("model_device=cuda but onnxruntime has no CUDA provider "
-                             "(install the gpu extra: onnxruntime-gpu)")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 class InsightFaceModel:
@@ -142,50 +80,3 @@ class InsightFaceModel:
             out[i].append(DetectedFace(bbox=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(b[4]),
                                        embedding=e, landmarks=found[i][1][j]))
         return out
-
-
-class HashFaceModel:
-    """Fake for unit tests: one 'face' per image whose embedding derives from the pixels' hash.
-
-    Images that are a flat single colour have no face. Same pixels → same embedding.
-    """
-
-    model_id = "hashface-test"
-    dim = EMBEDDING_DIM
-
-    def analyze(self, bgr: np.ndarray) -> list[DetectedFace]:
-        if bgr.size == 0 or int(bgr.max()) == int(bgr.min()):
-            return []
-        seed = int.from_bytes(hashlib.sha256(bgr.tobytes()).digest()[:8], "little")
-        e = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
-        h, w = bgr.shape[:2]
-        return [DetectedFace(bbox=(w * 0.25, h * 0.25, w * 0.75, h * 0.75), score=0.99, embedding=e / np.linalg.norm(e))]
-
-    def analyze_batch(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        return [self.analyze(i) for i in images]
-
-
-_cache: dict[ModelConfig, FaceModel] = {}
-_cache_lock = threading.Lock()
-
-
-def load_model(cfg: ModelConfig) -> FaceModel:
-    """The configured model pack, loaded once per process."""
-    with _cache_lock:
-        if cfg not in _cache:
-            if cfg.pack == HashFaceModel.model_id:
-                _cache[cfg] = HashFaceModel()
-            else:
-                kind, det_path, rec_path = pack_files(cfg.pack, cfg.model_dir)
-                if kind == "yunet":
-                    from .yunet import YuNetSFaceModel
-
-                    _cache[cfg] = YuNetSFaceModel(cfg, det_path, rec_path)
-                else:
-                    _cache[cfg] = InsightFaceModel(cfg, det_path, rec_path)
-        return _cache[cfg]
-
-
-def decode_image_bytes(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
-    """Untrusted bytes → BGR array for the models (raises ImageRejected)."""
-    return decode(data, max_pixels=max_pixels).bgr

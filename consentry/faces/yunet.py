@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ModelError
-from .model import EMBEDDING_DIM, DetectedFace, ModelConfig, file_id
+from .types import EMBEDDING_DIM, DetectedFace, ModelConfig, file_id
 
 SFACE_DIM = 128
 

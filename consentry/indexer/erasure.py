@@ -27,7 +27,7 @@ from ..clients.objectstore import ObjectStore, get_json, put_json
 from ..core.errors import NoFaceFound, NotFound, ObjectNotFound
 from ..core.records import ErasureEvent, check_id, url_key
 from .audit import AuditLog
-from .faceindex import FaceIndex
+from ..faceindex import FaceIndex
 
 log = logging.getLogger("consentry.erasure")
 

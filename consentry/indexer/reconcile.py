@@ -17,7 +17,7 @@ from typing import Any
 
 from ..catalog import ProvenanceStore
 from ..core.records import Decision, ImageCandidate, Provenance
-from .faceindex import FaceIndex
+from ..faceindex import FaceIndex
 
 log = logging.getLogger("consentry.doctor")
 

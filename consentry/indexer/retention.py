@@ -20,7 +20,7 @@ from typing import Any
 from ..catalog import ProvenanceStore
 from .audit import AuditLog
 from .erasure import FaceRemover
-from .faceindex import FaceIndex
+from ..faceindex import FaceIndex
 
 log = logging.getLogger("consentry.retention")
 

@@ -35,7 +35,7 @@ from ..catalog import ProvenanceStore
 from ..core.errors import ModelError, NoFaceFound, NotFound, RecordError
 from ..core.records import ID_PATTERN, ConsentState, Provenance
 from .audit import AuditLog
-from .faceindex import FaceIndex, Match
+from ..faceindex import FaceIndex, Match
 
 log = logging.getLogger("consentry.search")
 

@@ -11,7 +11,7 @@ from ..core.settings import Settings
 from .audit import AuditLog
 from .auth import TokenStore
 from .erasure import Eraser
-from .faceindex import FaceIndex
+from ..faceindex import FaceIndex
 from .search import FaceSearch
 
 

@@ -12,7 +12,7 @@ from ..clients.objectstore import ObjectStore
 from ..clients.vectors import VectorStore
 from ..core.netpolicy import Resolver, system_resolver
 from ..faces import FaceModel
-from ..indexer import FaceIndex, IndexConfig
+from ..faceindex import FaceIndex, IndexConfig
 from .config import IngestConfig
 from .deadletter import DeadLetterSink
 from .decide import SourceCache

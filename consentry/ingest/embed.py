@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.errors import ConsentryError, ModelError
 from ..faces import DetectedFace, FaceModel
-from ..indexer import FaceIndex
+from ..faceindex import FaceIndex
 
 log = logging.getLogger("consentry.ingest.embed")
 

@@ -15,7 +15,7 @@ from ..catalog.provenance import ProvenanceStore
 from ..clients.objectstore import ObjectStore
 from ..core.records import Face, Provenance
 from ..core.retry import RetryPolicy
-from ..indexer import FaceIndex
+from ..faceindex import FaceIndex
 
 
 class Writer:

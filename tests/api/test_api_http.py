@@ -4,7 +4,6 @@ import io
 import socket
 
 import numpy as np
-import pytest
 
 from consentry.indexer.auth import Role
 

@@ -3,8 +3,9 @@ import uuid
 
 import pytest
 
-from consentry.clients.broker import KafkaBroker, KafkaConfig, MemoryBroker
+from consentry.clients.broker import KafkaBroker, KafkaConfig
 from consentry.core.errors import BrokerError
+from tests.fakes import MemoryBroker
 
 
 def drain(consumer, want, timeout=40.0):

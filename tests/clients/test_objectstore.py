@@ -2,8 +2,9 @@ import uuid
 
 import pytest
 
-from consentry.clients.objectstore import MemoryObjectStore, S3Config, S3ObjectStore, get_json, put_json
+from consentry.clients.objectstore import S3Config, S3ObjectStore, get_json, put_json
 from consentry.core.errors import ObjectNotFound, ObjectStoreError
+from tests.fakes import MemoryObjectStore
 
 
 @pytest.fixture(params=["s3", "memory"])

@@ -3,9 +3,10 @@ import uuid
 import numpy as np
 import pytest
 
-from consentry.clients.vectors import (CollectionSpec, Cond, FieldSpec, IndexSpec, MemoryVectorStore,
+from consentry.clients.vectors import (CollectionSpec, Cond, FieldSpec, IndexSpec,
                                        MilvusVectorStore, literal, render)
 from consentry.core.errors import SchemaMismatch, VectorStoreError
+from tests.fakes import MemoryVectorStore
 
 
 def spec(name, dim=16):

@@ -8,12 +8,12 @@ import asyncio
 import pytest
 from scrapy.utils.test import get_crawler
 
-from consentry.clients.broker import MemoryBroker
 from consentry.core.errors import BrokerError
 from consentry.core.records import ImageCandidate, url_key
 from consentry.core.retry import RetryPolicy
 from consentry.crawler.jobdir import PublishedKeys
 from consentry.crawler.pipeline import KafkaPublishPipeline
+from tests.fakes import MemoryBroker
 
 TOPIC = "t.images"
 

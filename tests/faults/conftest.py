@@ -26,7 +26,7 @@ from consentry.core.records import Basis, DeadLetter, Decision, ImageCandidate, 
 from consentry.catalog import ProvenanceStore, SourceRegistry
 from consentry.core.retry import RetryPolicy
 from consentry.core.settings import Settings, load_settings
-from consentry.indexer import FaceIndex, IndexConfig
+from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.infra.stack import Stack
 from tests.conftest import PORT_BASE, stack_env
 from tests.ingest.site import Route, Site, noise_image
@@ -46,7 +46,8 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stac
     """A stack of this module's own; its settings are passed explicitly (os.environ is left alone:
     a module fixture that patched it would undo what the session fixture set after it)."""
     env = {**stack_env(tmp_path_factory.mktemp("faults"), BASE),
-           "CONSENTRY_MODEL_PACK": "hashface-test",  # the faults are in the pipeline, not the model
+           "CONSENTRY_MODEL_PACK": "tests.fakes:HashFaceModel",  # the faults are in the pipeline, not the model
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # where the test model plugin is found
            "CONSENTRY_RETRY_MAX_ATTEMPTS": "3", "CONSENTRY_RETRY_BASE_DELAY_S": "0.2",
            "CONSENTRY_RETRY_MAX_DELAY_S": "1.0", "CONSENTRY_KAFKA_REQUEST_TIMEOUT_MS": "10000"}
     st = Stack(load_settings(**_explicit(env)))

@@ -14,7 +14,7 @@ import pytest
 
 from consentry.catalog import ProvenanceStore
 from consentry.core.records import Basis, ConsentState, Decision, Face, FaceRef, Provenance, sha256_hex, url_key
-from consentry.indexer import FaceIndex
+from consentry.faceindex import FaceIndex
 
 SOURCE = "press-archive"
 JOB = "job-2026-01"

@@ -3,9 +3,9 @@ import threading
 
 import pytest
 
-from consentry.clients.objectstore import MemoryObjectStore
 from consentry.core.errors import AuditTampered
 from consentry.indexer.audit import AuditLog
+from tests.fakes import MemoryObjectStore
 
 
 @pytest.fixture(params=["s3", "memory"])

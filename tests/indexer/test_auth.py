@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from consentry.clients.objectstore import MemoryObjectStore
 from consentry.core.errors import AccessDenied, NotFound, RecordError
 from consentry.core.records import sha256_hex
 from consentry.indexer.auth import Role, TokenStore
 from consentry.indexer.ratelimit import RateLimiter
+from tests.fakes import MemoryObjectStore
 
 
 class Clock:

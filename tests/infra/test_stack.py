@@ -1,7 +1,6 @@
 """The local stack itself: restart keeps data; the CLI's up/status/down works twice and leaves nothing."""
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -30,9 +30,10 @@ def ray_session() -> Iterator[None]:
     os.environ.pop("RAY_ADDRESS", None)  # never attach to someone else's cluster
     import ray
 
-    base = int(os.environ.get("CONSENTRY_TEST_PORT_BASE", "29000"))
+    from tests.conftest import PORT_BASE
+
     ray.init(num_cpus=2, object_store_memory=128 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
-             namespace=f"consentry-test-{base}", _temp_dir=f"/tmp/cray{base}")
+             namespace=f"consentry-test-{PORT_BASE}", _temp_dir=os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), f"cray{PORT_BASE}"))
     try:
         yield
     finally:

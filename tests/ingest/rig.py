@@ -7,15 +7,12 @@ from typing import Any
 
 from consentry.catalog.provenance import ProvenanceStore
 from consentry.catalog.sources import SourceRegistry
-from consentry.clients.broker import MemoryBroker
-from consentry.clients.objectstore import MemoryObjectStore
-from consentry.clients.vectors import MemoryVectorStore
 from consentry.core.records import Basis, DeadLetter, ImageCandidate, Provenance, Signal, Source, url_key
 from consentry.core.retry import RetryPolicy
-from consentry.faces import HashFaceModel
-from consentry.indexer import FaceIndex, IndexConfig
+from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.ingest import FetchConfig, IngestConfig, IngestWorker
 from consentry.ingest.assembly import assemble
+from tests.fakes import MemoryBroker, MemoryObjectStore, MemoryVectorStore, HashFaceModel
 
 from .site import Site
 

@@ -14,7 +14,7 @@ from consentry.clients.objectstore import S3Config, S3ObjectStore
 from consentry.clients.vectors import MilvusVectorStore
 from consentry.core.records import Basis, DeadLetter, ImageCandidate, Source
 from consentry.core.settings import Settings
-from consentry.indexer import FaceIndex, IndexConfig
+from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.ingest.runner import IdlePolicy, ThreadPool, drive
 from consentry.wiring import ingest_worker, prepare_ingest
 

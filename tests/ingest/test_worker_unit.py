@@ -10,8 +10,9 @@ import pytest
 
 from consentry.core.errors import BrokerError
 from consentry.core.records import Basis, Decision, Signal, url_key
-from consentry.faces import DetectedFace, HashFaceModel
+from consentry.faces import DetectedFace
 from consentry.imaging import decode
+from tests.fakes import HashFaceModel
 
 from .rig import DLQ, TOPIC, make_rig
 from .site import Route, flat_image, jpeg_with_xmp, noise_image, to_jpeg

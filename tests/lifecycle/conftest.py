@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import pytest
 
 from consentry.catalog import ProvenanceStore
-from consentry.clients.objectstore import MemoryObjectStore, S3Config, S3ObjectStore
-from consentry.clients.vectors import MemoryVectorStore, MilvusVectorStore
+from consentry.clients.objectstore import S3Config, S3ObjectStore
+from consentry.clients.vectors import MilvusVectorStore
 from consentry.core.records import Basis, Decision, Face, FaceRef, Provenance, sha256_hex, url_key
 from consentry.faces import ModelConfig, load_model
 from consentry.imaging import decode
-from consentry.indexer import FaceIndex, IndexConfig
+from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.indexer.audit import AuditLog
+from tests.fakes import MemoryObjectStore, MemoryVectorStore
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The face collection in Milvus: schema, batched upserts, consent-filtered search, suppression list.
+"""The face collection in Milvus: batched upserts, consent-filtered search, suppression list.
 
-This is the indexer's public writer: ingest writes faces only through :class:`FaceIndex`.
+The face store shared by ingest (which writes through :class:`FaceIndex`) and the indexer (search,
+erasure, retention). Its schema is :mod:`.schema`.
 Search filters are built here from validated values (see ``clients.vectors.Cond``); the consent
 filter (``consent_state == "granted"``, same ``model_id``, not expired) is always part of the
 Milvus expression, never applied afterwards.
@@ -12,75 +13,15 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from ..clients.vectors import CollectionSpec, Cond, FieldSpec, IndexSpec, VectorStore
+from ..clients.vectors import Cond, VectorStore
 from ..core.errors import VectorStoreError
 from ..core.records import ConsentState, Face, check_id
-
-DIM = 512
-FACE_OUTPUT = ("image_sha256", "url_key", "bbox", "det_score", "source_id", "job_id", "consent_state", "model_id",
-               "ingested_at", "expires_at")
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    collection: str = "consentry_faces"
-    suppression_collection: str = "consentry_suppressed"
-    index_type: str = "HNSW"
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
-    search_ef: int = 128
-    ivf_nlist: int = 1024
-    ivf_nprobe: int = 32
-    write_batch: int = 256
-    dim: int = DIM
-
-    @classmethod
-    def from_settings(cls, s) -> "IndexConfig":  # noqa: ANN001
-        return cls(collection=s.milvus_collection, suppression_collection=s.milvus_suppression_collection,
-                   index_type=s.milvus_index_type, hnsw_m=s.milvus_hnsw_m,
-                   hnsw_ef_construction=s.milvus_hnsw_ef_construction, search_ef=s.milvus_search_ef,
-                   ivf_nlist=s.milvus_ivf_nlist, ivf_nprobe=s.milvus_ivf_nprobe, write_batch=s.milvus_write_batch)
-
-    def index_spec(self) -> IndexSpec:
-        if self.index_type == "HNSW":
-            return IndexSpec("HNSW", "COSINE", {"M": self.hnsw_m, "efConstruction": self.hnsw_ef_construction},
-                             {"ef": self.search_ef})
-        if self.index_type == "IVF_FLAT":
-            return IndexSpec("IVF_FLAT", "COSINE", {"nlist": self.ivf_nlist}, {"nprobe": self.ivf_nprobe})
-        return IndexSpec(self.index_type, "COSINE", {}, {})
-
-
-def face_spec(cfg: IndexConfig) -> CollectionSpec:
-    return CollectionSpec(cfg.collection, (
-        FieldSpec("face_id", "varchar", max_length=64, primary=True),
-        FieldSpec("embedding", "vector", dim=cfg.dim),
-        FieldSpec("image_sha256", "varchar", max_length=64),
-        FieldSpec("url_key", "varchar", max_length=64),
-        FieldSpec("bbox", "varchar", max_length=128),
-        FieldSpec("det_score", "float"),
-        FieldSpec("source_id", "varchar", max_length=64),
-        FieldSpec("job_id", "varchar", max_length=64),
-        FieldSpec("consent_state", "varchar", max_length=16),
-        FieldSpec("model_id", "varchar", max_length=64),
-        FieldSpec("ingested_at", "int64"),
-        FieldSpec("expires_at", "int64"),
-    ), cfg.index_spec())
-
-
-def suppression_spec(cfg: IndexConfig) -> CollectionSpec:
-    return CollectionSpec(cfg.suppression_collection, (
-        FieldSpec("sid", "varchar", max_length=64, primary=True),
-        FieldSpec("embedding", "vector", dim=cfg.dim),
-        FieldSpec("model_id", "varchar", max_length=64),
-        FieldSpec("request_id", "varchar", max_length=64),
-        FieldSpec("created_at", "int64"),
-    ), IndexSpec("FLAT", "COSINE", {}, {}))
-
+from .schema import FACE_OUTPUT, IndexConfig, face_row, face_spec, suppression_spec
 
 @dataclass(frozen=True)
 class Match:
@@ -98,10 +39,17 @@ class Match:
 
     @classmethod
     def from_hit(cls, face_id: str, score: float, e: dict[str, Any]) -> "Match":
-        return cls(face_id=face_id, score=score, image_sha256=e["image_sha256"], url_key=e["url_key"],
-                   bbox=tuple(json.loads(e["bbox"])), det_score=float(e["det_score"]), source_id=e["source_id"],
-                   job_id=e["job_id"], model_id=e["model_id"], ingested_at=int(e["ingested_at"]),
-                   expires_at=int(e["expires_at"]))
+        """A search hit's entity (the FACE_OUTPUT columns) as a Match."""
+        values: dict[str, Any] = {"face_id": face_id, "score": score}
+        for f in fields(cls):
+            if f.name in values:
+                continue
+            v = e[f.name]
+            values[f.name] = tuple(json.loads(v)) if f.name == "bbox" else _CAST.get(f.type, str)(v)
+        return cls(**values)
+
+
+_CAST: dict[Any, Any] = {"int": int, "float": float, "str": str}
 
 
 def _vec(e: Sequence[float] | np.ndarray) -> list[float]:
@@ -129,11 +77,7 @@ class FaceIndex:
     # ------------------------------------------------------------------ writes
     @staticmethod
     def row(face: Face) -> dict[str, Any]:
-        return {"face_id": face.face_id, "embedding": _vec(face.embedding), "image_sha256": face.image_sha256,
-                "url_key": face.url_key, "bbox": json.dumps([round(v, 2) for v in face.bbox]),
-                "det_score": float(face.det_score), "source_id": face.source_id, "job_id": face.job_id,
-                "consent_state": face.consent_state.value, "model_id": face.model_id,
-                "ingested_at": int(face.ingested_at), "expires_at": int(face.expires_at)}
+        return face_row(face, _vec(face.embedding))
 
     def upsert(self, faces: Sequence[Face]) -> int:
         """Upsert by primary key in batches: replaying the same faces changes nothing."""

@@ -4,10 +4,11 @@ import uuid
 import numpy as np
 import pytest
 
-from consentry.clients.vectors import MemoryVectorStore, MilvusVectorStore
+from consentry.clients.vectors import MilvusVectorStore
 from consentry.core.errors import SchemaMismatch, VectorStoreError
 from consentry.core.records import ConsentState, Face, sha256_hex
-from consentry.indexer import FaceIndex, IndexConfig
+from consentry.faceindex import FaceIndex, IndexConfig
+from tests.fakes import MemoryVectorStore
 
 
 def make_face(emb, source="src-a", state=ConsentState.GRANTED, expires=None, model="m1", n=0):
