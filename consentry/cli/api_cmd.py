@@ -27,10 +27,11 @@ def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from ..indexer.api import create_app
+    from ..wiring import indexer_services
 
     s = ctx.settings
-    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level=s.log_level.lower(),
-                proxy_headers=False, server_header=False)
+    uvicorn.run(create_app(s, indexer_services(s)), host=host or s.api_host, port=port or s.api_port,
+                log_level=s.log_level.lower(), proxy_headers=False, server_header=False)
 
 
 COMMANDS = [api]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.errors import BrokerError
 
@@ -44,7 +45,7 @@ class KafkaConfig:
     client_id: str = "consentry"
 
     @classmethod
-    def from_settings(cls, s) -> "KafkaConfig":  # noqa: ANN001 - Settings, kept import-free
+    def from_settings(cls, s) -> KafkaConfig:  # noqa: ANN001 - Settings, kept import-free
         return cls(bootstrap=s.kafka_bootstrap, security_protocol=s.kafka_security_protocol,
                    sasl_mechanism=s.kafka_sasl_mechanism, username=s.kafka_username,
                    password=s.kafka_password.get_secret_value() if s.kafka_password else None,
@@ -81,7 +82,46 @@ class Broker(Protocol):
 
     def producer(self) -> Producer: ...
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
-    def ensure_topics(self, topics: Iterable[str]) -> None: ...
+    @contextmanager
+    def _admin(self, what: str) -> Iterator[Any]:
+        """A Kafka admin client for one operation; library errors become BrokerErrors."""
+        from kafka.admin import KafkaAdminClient
+
+        try:
+            admin = KafkaAdminClient(**self.cfg.common())
+        except Exception as exc:
+            raise _translate(exc, f"cannot connect to Kafka at {self.cfg.bootstrap}") from None
+        try:
+            yield admin
+        except BrokerError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, what) from None
+        finally:
+            admin.close()
+
+    def ensure_topics(self, topics: Iterable[str]) -> None:
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        with self._admin("create topics") as admin:
+            existing = set(admin.list_topics())
+            new = [NewTopic(t, self.cfg.partitions, self.cfg.replication) for t in topics if t not in existing]
+            if new:
+                try:
+                    admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+
+    def topics(self) -> list[str]:
+        with self._admin("list topics") as admin:
+            return sorted(admin.list_topics())
+
+    def delete_topics(self, names: Sequence[str]) -> None:
+        if names:
+            with self._admin("delete topics") as admin:
+                admin.delete_topics(list(names))
+
     def ping(self) -> bool: ...
 
 

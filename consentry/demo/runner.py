@@ -167,31 +167,24 @@ class Demo:
     # ------------------------------------------------------------------ namespace
     def _reset(self, s: Settings) -> None:
         """Start from an empty demo namespace: bucket emptied, demo collections dropped."""
-        from ..clients.objectstore import S3Config, S3ObjectStore
-        from ..clients.vectors import MilvusVectorStore
-        from ..faceindex import IndexConfig, face_spec, suppression_spec
+        from .. import wiring
 
-        cfg = S3Config.from_settings(s)
-        store = S3ObjectStore(S3Config(cfg.endpoint, cfg.access_key, cfg.secret_key, DEMO_BUCKET, cfg.region))
+        demo = s.model_copy(update={"s3_bucket": DEMO_BUCKET, "milvus_collection": "demo_faces",
+                                    "milvus_suppression_collection": "demo_suppressed"})
+        store = wiring.object_store(demo)
         store.ensure_bucket()
         store.delete_many(list(store.list("")))
-        vs = MilvusVectorStore(s.milvus_uri)
-        icfg = IndexConfig(collection="demo_faces", suppression_collection="demo_suppressed")
-        vs.drop(face_spec(icfg))
-        vs.drop(suppression_spec(icfg))
-        vs.reset()
+        index = wiring.face_index(demo)
+        index.store.drop(index.spec)
+        index.store.drop(index.suppression)
 
     def _cleanup_topics(self, s: Settings) -> None:
+        from .. import wiring
+
         try:
-            from kafka.admin import KafkaAdminClient
-
-            from ..clients.broker import KafkaConfig
-
-            admin = KafkaAdminClient(**KafkaConfig.from_settings(s).common())
-            prefix = f"demo-{self.run_id}."
-            admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])
-            admin.close()
-        except Exception:  # topics of a finished demo are harmless; never fail the demo on cleanup
+            broker = wiring.broker(s)
+            broker.delete_topics([t for t in broker.topics() if t.startswith(f"demo-{self.run_id}.")])
+        except Exception:  # noqa: BLE001 - topics of a finished demo are harmless; never fail the demo on cleanup
             pass
 
 

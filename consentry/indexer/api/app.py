@@ -1,4 +1,4 @@
-"""The query API's app factory: ``create_app(settings)`` wires the services, routers, errors and limits."""
+"""The query API's app factory: ``create_app(settings, services)`` mounts the routers, errors and limits."""
 
 from __future__ import annotations
 
@@ -62,12 +62,8 @@ def _bounded(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: Settings, services: Services | None = None, *,
-               routers: Sequence[APIRouter] = ()) -> FastAPI:
-    if services is None:
-        from ...wiring import indexer_services
-
-        services = indexer_services(settings)
+def create_app(settings: Settings, services: Services, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The app over ``services`` (built by ``consentry.wiring.indexer_services``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
