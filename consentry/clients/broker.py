@@ -82,51 +82,19 @@ class Broker(Protocol):
 
     def producer(self) -> Producer: ...
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
-    @contextmanager
-    def _admin(self, what: str) -> Iterator[Any]:
-        """A Kafka admin client for one operation; library errors become BrokerErrors."""
-        from kafka.admin import KafkaAdminClient
-
-        try:
-            admin = KafkaAdminClient(**self.cfg.common())
-        except Exception as exc:
-            raise _translate(exc, f"cannot connect to Kafka at {self.cfg.bootstrap}") from None
-        try:
-            yield admin
-        except BrokerError:
-            raise
-        except Exception as exc:
-            raise _translate(exc, what) from None
-        finally:
-            admin.close()
-
-    def ensure_topics(self, topics: Iterable[str]) -> None:
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
-
-        with self._admin("create topics") as admin:
-            existing = set(admin.list_topics())
-            new = [NewTopic(t, self.cfg.partitions, self.cfg.replication) for t in topics if t not in existing]
-            if new:
-                try:
-                    admin.create_topics(new)
-                except TopicAlreadyExistsError:
-                    pass
-
-    def topics(self) -> list[str]:
-        with self._admin("list topics") as admin:
-            return sorted(admin.list_topics())
-
-    def delete_topics(self, names: Sequence[str]) -> None:
-        if names:
-            with self._admin("delete topics") as admin:
-                admin.delete_topics(list(names))
-
+    def ensure_topics(self, topics: Iterable[str]) -> None: ...
     def ping(self) -> bool: ...
 
 
 def _translate(exc: Exception, what: str) -> BrokerError:
     return BrokerError(f"{what}: {type(exc).__name__}: {exc}", transient=True)
+
+
+def _connect_error(exc: Exception, cfg: KafkaConfig) -> BrokerError:
+    """A client could not be created: nothing answering at the bootstrap address, or another failure."""
+    if type(exc).__name__ in ("NoBrokersAvailable", "KafkaConnectionError") or "Unable to bootstrap" in str(exc):
+        return BrokerError.unreachable("Kafka", cfg.bootstrap, "kafka_bootstrap")
+    return _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}")
 
 
 # ----------------------------------------------------------------------------------------------- Kafka
@@ -140,7 +108,7 @@ class KafkaProducerAdapter:
             self._p = KafkaProducer(acks="all", retries=5, linger_ms=5, max_block_ms=int(max_block_s * 1000),
                                     retry_backoff_ms=200, **cfg.common())
         except Exception as exc:  # kafka.errors.NoBrokersAvailable and friends
-            raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+            raise _connect_error(exc, cfg) from None
         self._pending: list = []
         self._lock = threading.Lock()
 
@@ -190,7 +158,7 @@ class KafkaConsumerAdapter:
         try:
             self._c = self._new()
         except Exception as exc:
-            raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+            raise _connect_error(exc, cfg) from None
 
     def _new(self):  # noqa: ANN202
         from kafka import KafkaConsumer
@@ -287,15 +255,29 @@ class KafkaBroker:
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumerAdapter:
         return KafkaConsumerAdapter(self.cfg, group, topics)
 
+    @contextmanager
+    def _admin(self, what: str) -> Iterator[Any]:
+        """A Kafka admin client for one operation; library errors become BrokerErrors."""
+        from kafka.admin import KafkaAdminClient
+
+        try:  # an address where nothing answers is reported within 10 s, not after the request timeout
+            admin = KafkaAdminClient(**{**self.cfg.common(), "bootstrap_timeout_ms": 10000})
+        except Exception as exc:
+            raise _connect_error(exc, self.cfg) from None
+        try:
+            yield admin
+        except BrokerError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, what) from None
+        finally:
+            admin.close()
+
     def ensure_topics(self, topics: Iterable[str]) -> None:
-        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.admin import NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        try:
-            admin = KafkaAdminClient(**self.cfg.common())
-        except Exception as exc:
-            raise _translate(exc, f"cannot connect to Kafka at {self.cfg.bootstrap}") from None
-        try:
+        with self._admin("create topics") as admin:
             existing = set(admin.list_topics())
             new = [NewTopic(t, self.cfg.partitions, self.cfg.replication) for t in topics if t not in existing]
             if new:
@@ -303,10 +285,15 @@ class KafkaBroker:
                     admin.create_topics(new)
                 except TopicAlreadyExistsError:
                     pass
-        except Exception as exc:
-            raise _translate(exc, "create topics") from None
-        finally:
-            admin.close()
+
+    def topics(self) -> list[str]:
+        with self._admin("list topics") as admin:
+            return sorted(admin.list_topics())
+
+    def delete_topics(self, names: Sequence[str]) -> None:
+        if names:
+            with self._admin("delete topics") as admin:
+                admin.delete_topics(list(names))
 
     def ping(self) -> bool:
         from kafka.admin import KafkaAdminClient

@@ -70,6 +70,14 @@ def get_json(store: ObjectStore, key: str) -> Any:
 
 
 # -------------------------------------------------------------------------------------------------- S3
+def _refused(exc: Exception) -> bool:
+    """Did the request fail because nothing answered at the endpoint (refused, unresolvable, timed out)?"""
+    import urllib3.exceptions as u3
+
+    cause = exc.reason if isinstance(exc, u3.MaxRetryError) else exc
+    return isinstance(cause, (u3.NewConnectionError, u3.ConnectTimeoutError, ConnectionRefusedError))
+
+
 class S3ObjectStore:
     """S3 through the minio client. Errors become ObjectStoreError (transient unless S3 said no)."""
 
@@ -95,6 +103,8 @@ class S3ObjectStore:
                 return ObjectNotFound(f"{what}: no such object")
             transient = exc.code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout")
             return ObjectStoreError(f"{what}: S3 {exc.code}: {exc.message}", transient=transient)
+        if _refused(exc):
+            return ObjectStoreError.unreachable("S3", self.endpoint, "s3_endpoint")
         return ObjectStoreError(f"{what}: {type(exc).__name__}: {exc}", transient=True)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",

@@ -166,6 +166,8 @@ class MilvusVectorStore:
                 try:
                     self._client = MilvusClient(uri=self.uri, token=self._token or "", timeout=self._timeout)
                 except Exception as exc:
+                    if "Fail connecting to server" in str(exc):
+                        raise VectorStoreError.unreachable("Milvus", self.uri, "milvus_uri") from None
                     raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {exc}") from None
             return self._client
 
