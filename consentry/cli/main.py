@@ -44,8 +44,19 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
 
 
 def _register() -> None:
-    from . import (api_cmd, audit_cmd, crawl_cmd, demo_cmd, doctor_cmd, ingest_cmd, lifecycle_cmd, search_cmd,
-                   source_cmd, stack_cmd, token_cmd)
+    from . import (
+        api_cmd,
+        audit_cmd,
+        crawl_cmd,
+        demo_cmd,
+        doctor_cmd,
+        ingest_cmd,
+        lifecycle_cmd,
+        search_cmd,
+        source_cmd,
+        stack_cmd,
+        token_cmd,
+    )
 
     for mod in (stack_cmd, source_cmd, crawl_cmd, ingest_cmd, search_cmd, lifecycle_cmd, audit_cmd, doctor_cmd, api_cmd,
                 token_cmd, demo_cmd):
