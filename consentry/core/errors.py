@@ -25,6 +25,8 @@ into these at the edge, in the adapter that called the library.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class ConsentryError(Exception):
     """Base of every error Consentry raises on purpose."""
@@ -69,7 +71,7 @@ class DependencyError(ConsentryError):
         self.setting = setting
 
     @classmethod
-    def unreachable(cls, service: str, address: str, setting: str) -> DependencyError:
+    def unreachable(cls, service: str, address: str, setting: str) -> Self:
         """``service`` at ``address`` does not accept connections (``setting`` holds that address)."""
         return cls(f"{service} at {address} is not answering", reason="unreachable", setting=setting)
 
