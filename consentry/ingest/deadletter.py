@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..clients.broker import Message, Producer
 from ..core.records import DeadLetter
 from ..core.retry import RetryPolicy
@@ -25,11 +27,16 @@ class DeadLetterSink:
         self.retry = retry
 
     def send(self, dl: DeadLetter) -> None:
-        """Send and flush (acks=all): raises BrokerError when Kafka did not take it."""
-        key = dl.key.encode() if dl.key else None
+        self.send_many([dl])
+
+    def send_many(self, letters: Sequence[DeadLetter]) -> None:
+        """Send them all, then one flush (acks=all): raises BrokerError when Kafka did not take them."""
+        if not letters:
+            return
 
         def go() -> None:
-            self.producer.send(self.topic, key, dl.to_json())
+            for dl in letters:
+                self.producer.send(self.topic, dl.key.encode() if dl.key else None, dl.to_json())
             self.producer.flush()
 
-        self.retry.call(go, "send dead letter")
+        self.retry.call(go, "send dead letters")

@@ -54,24 +54,14 @@ class WorkerLoop:
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        """Poll and process until ``stop`` is set; a fatal error is kept in ``error`` and ends the loop."""
+        """Pump the worker's pipeline until ``stop`` is set, then finish the batches in flight (their
+        offsets committed); a fatal error is kept in ``error`` and ends the loop."""
         self.running = True
         backoff = 0.5
         try:
             while not stop.is_set():
                 try:
-                    msgs = self.worker.consumer.poll(self.worker.poll_timeout_s, self.worker.max_poll_records)
-                    if not msgs:
-                        self._observe(0)
-                        continue
-                    with self._lock:
-                        self.busy = True  # a batch in flight (writes may block on a dependency): not idle
-                    try:
-                        outcome = self.worker.process(msgs)
-                    finally:
-                        with self._lock:
-                            self.busy = False
-                            self.last_activity = self.clock()
+                    outcome = self.worker.pump()
                     backoff = 0.5
                 except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
                     log.warning("%s: poll failed: %s", self.name, exc)
@@ -80,12 +70,17 @@ class WorkerLoop:
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
-                self._observe(outcome.records)
+                with self._lock:
+                    self.busy = self.worker.in_flight > 0  # a batch in flight (writes may block on a dependency)
+                    if outcome.records:
+                        self.last_activity = self.clock()
+                self._observe(outcome.polled)
                 if outcome.redeliver:  # a dependency outlived the retries: pause until it answers again
                     self.circuit.open(f"{len(outcome.redeliver)} partition(s) left for redelivery")
                     self.circuit.wait_closed(stop)
                     with self._lock:
                         self.last_activity = self.clock()
+            self._finish()
         except (ConsentryError, Exception) as exc:  # non-transient dependency errors, bugs: stop loudly
             kind = "dependency" if isinstance(exc, DependencyError) else type(exc).__name__
             log.exception("%s stopped by a fatal %s error", self.name, kind)
@@ -95,7 +90,16 @@ class WorkerLoop:
             try:
                 self.worker.close()
             finally:
+                with self._lock:
+                    self.busy = False
                 self.running = False
+
+    def _finish(self) -> None:
+        """Graceful stop: the batches in flight finish and their offsets are committed."""
+        try:
+            self.worker.finish()
+        except BrokerError as exc:  # nothing more can be committed: the records will be redelivered
+            log.warning("%s: could not commit the last batches: %s", self.name, exc)
 
     def _observe(self, records: int) -> None:
         consumer = self.worker.consumer

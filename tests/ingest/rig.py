@@ -12,7 +12,7 @@ from consentry.core.retry import RetryPolicy
 from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.ingest import FetchConfig, IngestConfig, IngestWorker
 from consentry.ingest.assembly import assemble
-from tests.fakes import MemoryBroker, MemoryObjectStore, MemoryVectorStore, HashFaceModel
+from tests.fakes import HashFaceModel, MemoryBroker, MemoryObjectStore, MemoryVectorStore
 
 from .site import Site
 

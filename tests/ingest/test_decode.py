@@ -41,7 +41,7 @@ def test_modes_are_normalised_to_rgb():
     rgb = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
     base = Image.fromarray(rgb)
     for data in (save(base.convert("CMYK"), "JPEG"), save(base.convert("P"), "PNG"),
-                 save(base.convert("RGBA"), "PNG"), save(Image.fromarray((rgb[:, :, 0].astype(np.uint16) * 257)), "PNG"),
+                 save(base.convert("RGBA"), "PNG"), save(Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257), "PNG"),
                  save(base.convert("L"), "BMP"), save(base, "WEBP")):
         d = decode(data)
         assert d.rgb.dtype == np.uint8 and d.rgb.shape == (40, 50, 3)

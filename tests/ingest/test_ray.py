@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from consentry.cli.main import cli
 from consentry.core.records import ImageCandidate
-from consentry.wiring import ingest_worker
 from consentry.ingest.raypool import RayPool
 from consentry.ingest.runner import IdlePolicy, drive
+from consentry.wiring import ingest_worker
 
 from .site import Route, to_jpeg
 from .stackhelp import Env, settings_for

@@ -153,7 +153,7 @@ def test_dead_letter_not_flushed_means_not_committed(site):
     rig = make_rig(site)
     rig.add_source("family")
     flaky = FlakyProducer(rig.broker.producer())
-    rig.worker.dlq.producer = flaky
+    rig.worker.writer.dlq.producer = flaky
     rig.produce(rig.candidate("/missing.jpg"))
     out = rig.worker.poll_once()
     assert out.committed == {} and rig.committed() == 0 and rig.dead_letters() == []
@@ -295,7 +295,7 @@ def test_a_person_suppressed_while_the_batch_is_in_flight_is_not_left_indexed(si
             rig.index.suppress([emb], rig.model.model_id, "req-race")
         return out
 
-    stage.suppressed = suppressed
+    stage.suppressed = rig.worker.writer.suppressed = suppressed
     rig.produce(rig.candidate("/e.png"))
     rig.drain()
     assert calls == [[False], [True]]
