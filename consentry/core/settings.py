@@ -86,9 +86,9 @@ class Settings(BaseSettings):
     model_device: Literal["cpu", "cuda"] = Field(default="cpu", description="cuda uses onnxruntime-gpu's CUDA provider.")
     model_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads per session.")
     model_det_size: int = Field(default=640, ge=160, description="Detector input side in pixels.")
-    model_det_batch: int = Field(
-        default=8, ge=1, description="Images per detector call (one tensor of N letterboxed images); size it for "
-        "the device (e.g. 32-64 on a GPU).")
+    model_det_batch: int | None = Field(
+        default=None, ge=1, description="Images per detector call (one tensor of N letterboxed images); default 1 "
+        "on CPU (fastest there), 32 with model_device=cuda.")
     model_rec_batch: int = Field(default=64, ge=1, description="Aligned faces per recogniser call, across images.")
     face_min_size: int = Field(default=24, ge=1, description="Smallest face side in pixels that is embedded.")
     face_min_score: float = Field(default=0.5, ge=0, le=1, description="Smallest detection score embedded.")
