@@ -97,7 +97,7 @@ def test_stack_runs_a_loopback_ray_head_with_token_auth_that_ingest_uses(stack_w
     assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses  # loopback only
 
     # without the token, a driver is turned away
-    nope = subprocess.run([sys.executable, "-c", "import ray; ray.init(address='127.0.0.1:%d')" % (BASE + 700)],
+    nope = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{BASE + 700}')"],
                           capture_output=True, text=True, timeout=120,
                           env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
     assert nope.returncode != 0 and re.search(r"(?i)auth", nope.stderr), nope.stderr[-2000:]
@@ -131,7 +131,8 @@ def test_stack_runs_a_loopback_ray_head_with_token_auth_that_ingest_uses(stack_w
             try:
                 return httpx.get(f"{base}{path}", timeout=5)
             except httpx.ConnectError:
-                raise AssertionError(f"ingest run (exit {proc.poll()}) stopped serving:\n{''.join(lines)[-3000:]}")
+                raise AssertionError(f"ingest run (exit {proc.poll()}) stopped serving:\n{''.join(lines)[-3000:]}") \
+                    from None
 
         try:
             deadline = time.monotonic() + 180

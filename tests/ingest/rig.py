@@ -1,4 +1,5 @@
-"""An IngestWorker over the in-memory fakes (broker, object store, vector store, HashFaceModel) and a real local site."""
+"""An IngestWorker over the in-memory fakes (broker, object store, vector store, HashFaceModel) and a real
+local site."""
 
 from __future__ import annotations
 
