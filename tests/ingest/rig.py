@@ -81,8 +81,8 @@ class Rig:
         return sum(self.broker.committed["g1"].values())
 
 
-def make_rig(site: Site, model: Any = None, **cfg: Any) -> Rig:
-    broker, store, vectors = MemoryBroker(partitions=2), MemoryObjectStore(), MemoryVectorStore()
+def make_rig(site: Site, model: Any = None, partitions: int = 2, store: Any = None, **cfg: Any) -> Rig:
+    broker, store, vectors = MemoryBroker(partitions=partitions), store or MemoryObjectStore(), MemoryVectorStore()
     icfg = IndexConfig(collection="faces", suppression_collection="suppressed")
     model = model or HashFaceModel()
     worker = assemble(ingest_config(**cfg), broker, store, vectors, icfg, model)
