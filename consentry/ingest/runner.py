@@ -51,35 +51,16 @@ class WorkerLoop:
         self.busy = False
         self.settled = False  # the consumer is a stable member of its group (see Consumer.settled)
         self._broker_checked = 0.0
+        self._backoff = 0.5
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        """Pump the worker's pipeline until ``stop`` is set, then finish the batches in flight (their
-        offsets committed); a fatal error is kept in ``error`` and ends the loop."""
+        """Step until ``stop`` is set, then finish the batches in flight (their offsets committed); a fatal
+        error is kept in ``error`` and ends the loop."""
         self.running = True
-        backoff = 0.5
         try:
             while not stop.is_set():
-                try:
-                    outcome = self.worker.pump()
-                    backoff = 0.5
-                except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
-                    log.warning("%s: poll failed: %s", self.name, exc)
-                    with self._lock:
-                        self.last_activity = self.clock()
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                with self._lock:
-                    self.busy = self.worker.in_flight > 0  # a batch in flight (writes may block on a dependency)
-                    if outcome.records:
-                        self.last_activity = self.clock()
-                self._observe(outcome.polled)
-                if outcome.redeliver:  # a dependency outlived the retries: pause until it answers again
-                    self.circuit.open(f"{len(outcome.redeliver)} partition(s) left for redelivery")
-                    self.circuit.wait_closed(stop)
-                    with self._lock:
-                        self.last_activity = self.clock()
+                self.step(stop)
             self._finish()
         except (ConsentryError, Exception) as exc:  # non-transient dependency errors, bugs: stop loudly
             kind = "dependency" if isinstance(exc, DependencyError) else type(exc).__name__
@@ -93,6 +74,33 @@ class WorkerLoop:
                 with self._lock:
                     self.busy = False
                 self.running = False
+
+    def step(self, stop: threading.Event) -> None:
+        """One step: while the circuit is open, one probe (and its backoff); else one pump of the pipeline."""
+        if self.circuit.is_open:  # a dependency outlived the retries: consume nothing until it answers again
+            if self.circuit.try_close():
+                with self._lock:
+                    self.last_activity = self.clock()
+            else:
+                stop.wait(self.circuit.delay())
+            return
+        try:
+            outcome = self.worker.pump()
+            self._backoff = 0.5
+        except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
+            log.warning("%s: poll failed: %s", self.name, exc)
+            with self._lock:
+                self.last_activity = self.clock()
+            stop.wait(self._backoff)
+            self._backoff = min(self._backoff * 2, 10.0)
+            return
+        with self._lock:
+            self.busy = self.worker.in_flight > 0  # batches in flight (writes may block on a dependency)
+            if outcome.records:
+                self.last_activity = self.clock()
+        self._observe(outcome.polled)
+        if outcome.redeliver:
+            self.circuit.open(f"{len(outcome.redeliver)} partition(s) left for redelivery")
 
     def _finish(self) -> None:
         """Graceful stop: the batches in flight finish and their offsets are committed."""
