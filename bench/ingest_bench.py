@@ -14,7 +14,7 @@ phase's wall and CPU time. The CPU seconds of every local server (and of the ima
 the timed windows are printed: they share the two cores with ingest, which makes the physical
 limit visible.
 
-    .venv/bin/python bench/ingest_bench.py [--copies 8] [--repeats 3] [--port-base 38000] [--json]
+    .venv/bin/python bench/ingest_bench.py [--copies 8] [--repeats 3] [--port-base 40000] [--json]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--copies", type=int, default=8, help="distinct-byte copies of each of the 6 photos per repeat")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_BENCH_PORT_BASE", "38000")))
+    ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_BENCH_PORT_BASE", "40000")))
     ap.add_argument("--json", action="store_true")
     report.add_args(ap)
     args = ap.parse_args()

@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     stack_ray: bool = Field(default=True, description="`consentry stack up` also starts a local Ray head (loopback, "
                             "token auth) that `ingest run` connects to.")
     stack_ray_port: int = Field(default=26379, ge=1024, le=65000, description="The local Ray head's GCS port; "
-                                "its other ports follow it (port+1 ... port+12, workers port+100 ... port+299).")
+                                "its other ports follow it (port+1 ... port+7, workers port+100 ... port+199).")
     stack_ray_cpus: int | None = Field(default=None, ge=1, description="CPUs the local Ray head offers (default: "
                                        "this machine's).")
     stack_ray_object_store_mb: int = Field(default=256, ge=64, description="The local Ray head's object store size.")

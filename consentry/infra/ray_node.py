@@ -17,7 +17,7 @@ pid file and a log) and ``consentry ingest run`` connects to it, so no command p
   stops every Ray on the machine.
 
 Ports follow the GCS port: node manager +1, object manager +2, client server +3, dashboard agent
-+4/+5, metrics +6, runtime env agent +7, workers +100 … +299.
++4/+5, metrics +6, runtime env agent +7, workers +100 … +199.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class RayNode:
                 f"--node-manager-port={p + 1}", f"--object-manager-port={p + 2}",
                 f"--dashboard-agent-listen-port={p + 4}", f"--dashboard-agent-grpc-port={p + 5}",
                 f"--metrics-export-port={p + 6}", f"--runtime-env-agent-port={p + 7}",
-                f"--min-worker-port={p + 100}", f"--max-worker-port={p + 299}"]
+                f"--min-worker-port={p + 100}", f"--max-worker-port={p + 199}"]
         if self.gpus is not None:
             argv.append(f"--num-gpus={self.gpus}")
         if self.head is None:

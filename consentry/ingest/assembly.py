@@ -38,7 +38,7 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
                         cfg.retention_max_days, budget=budget)
     faces = FaceStage(model, index, cfg.suppression_threshold, cfg.retry, cfg.retention_max_days,
                       store_crops=cfg.store_crops, batch=cfg.embed_batch, budget=budget)
-    writer = Writer(index, provenance, store, DeadLetterSink(broker.producer(), cfg.topic_dlq, cfg.retry), cfg.retry,
+    writer = Writer(index, provenance, store, DeadLetterSink(broker.producer, cfg.topic_dlq, cfg.retry), cfg.retry,
                     faces.suppressed, Tombstones(store), store_crops=cfg.store_crops, threads=cfg.write_concurrency)
     worker = IngestWorker(consumer=broker.consumer(cfg.group, [cfg.topic_images]), preparer=preparer, faces=faces,
                           writer=writer, stats=stats, retry=cfg.retry, budget=budget,

@@ -28,9 +28,12 @@ log = logging.getLogger("consentry.ingest.runner")
 
 
 def default_probe(worker: IngestWorker) -> Callable[[], dict[str, bool]]:
-    """Ping what the worker's durable writes need: the object store and Milvus."""
+    """Ping what the worker's durable writes need: the object store, Milvus and (dead letters) Kafka."""
     def probe() -> dict[str, bool]:
-        return {"s3": worker.writer.store.ping(), "milvus": worker.writer.index.store.ping()}
+        out = {"s3": worker.writer.store.ping(), "milvus": worker.writer.index.store.ping()}
+        if worker.ping_broker is not None:
+            out["kafka"] = bool(worker.ping_broker())
+        return out
     return probe
 
 

@@ -56,6 +56,7 @@ class Writer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.dlq.close()
 
     # ------------------------------------------------------------------ a batch
     def write(self, outcomes: Sequence[Outcome]) -> list[Result]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from consentry.cli.main import cli
@@ -17,6 +18,7 @@ from consentry.core.records import ImageCandidate
 from .site import Route, to_jpeg
 from .stackhelp import Env, settings_for
 
+pytestmark = pytest.mark.slow
 JPEG = {"Content-Type": "image/jpeg"}
 OVERRIDES = ("topic_prefix", "milvus_collection", "milvus_suppression_collection", "kafka_consumer_group",
              "s3_bucket", "ingest_idle_seconds", "retry_base_delay_s", "retry_max_delay_s", "kafka_max_poll_records")

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from click.testing import CliRunner
 
 from consentry.cli.main import cli
@@ -23,6 +24,7 @@ from consentry.wiring import ingest_worker
 from .site import Route, to_jpeg
 from .stackhelp import Env, settings_for
 
+pytestmark = pytest.mark.slow
 JPEG = {"Content-Type": "image/jpeg"}
 
 

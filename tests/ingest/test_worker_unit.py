@@ -153,7 +153,7 @@ def test_dead_letter_not_flushed_means_not_committed(site):
     rig = make_rig(site)
     rig.add_source("family")
     flaky = FlakyProducer(rig.broker.producer())
-    rig.worker.writer.dlq.producer = flaky
+    rig.worker.writer.dlq.new_producer = lambda: flaky
     rig.produce(rig.candidate("/missing.jpg"))
     out = rig.worker.poll_once()
     assert out.committed == {} and rig.committed() == 0 and rig.dead_letters() == []
