@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(default=None, description="Folder holding the model pack's .onnx files.")
     model_device: Literal["cpu", "cuda"] = Field(default="cpu", description="cuda uses onnxruntime-gpu's CUDA provider.")
     model_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads per session.")
-    model_det_size: int = Field(default=640, ge=160, description="Detector input side in pixels.")
+    model_det_size: int = Field(default=640, ge=160, description="Detector input size in pixels (square).")
     model_det_batch: int | None = Field(
         default=None, ge=1, description="Images per detector call (one tensor of N letterboxed images); default 1 "
         "on CPU (fastest there), 32 with model_device=cuda.")
@@ -132,9 +132,9 @@ class Settings(BaseSettings):
     ray_connect_timeout_s: float = Field(
         default=120.0, gt=0, description="How long `ingest run` keeps trying to connect to (or start) Ray before "
         "giving up; a busy machine can take tens of seconds.")
-    ingest_workers: int = Field(default=1, ge=1, description="Ingest actors (one Kafka consumer each).")
-    ingest_worker_cpus: float = Field(default=0.5, gt=0, description="CPUs Ray reserves for each ingest actor.")
-    ingest_worker_gpus: float = Field(default=0, ge=0, description="GPUs Ray reserves for each ingest actor.")
+    ingest_workers: int = Field(default=1, ge=1, description="Ingest worker actors (one Kafka consumer each).")
+    ingest_worker_cpus: float = Field(default=0.5, gt=0, description="Ray CPUs each ingest actor asks for.")
+    ingest_worker_gpus: float = Field(default=0, ge=0, description="Ray GPUs each ingest actor asks for (with model_device=cuda).")
     ingest_actor_start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long `ingest run` waits for its actors to start (model load, Kafka "
         "join) before failing; nodes still joining the cluster count against it.")

@@ -123,7 +123,7 @@ class Writer:
                                     "put crop")
         self.retry.call(lambda: self.provenance.put(prov), "put provenance")
         if prov.sha256:
-            self.retry.call(lambda: self.provenance.add_image_url(prov.sha256, prov.key), "index image bytes")
+            self.retry.call(lambda: self.provenance.mark_image_url(prov.sha256, prov.key), "index image bytes")
 
     def _tombstones(self, items: list[Any]) -> None:
         """Undo the writes of records whose source, job or URL was erased after they were discovered."""

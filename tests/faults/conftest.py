@@ -84,6 +84,11 @@ class Run:
         for k in range(bad):
             self.add(f"/bad/{k}.png", Route(b"<html>not an image</html>", headers=PNG, delay_s=delay_s), "dlq")
 
+    def in_order(self, batch: int) -> None:
+        """One partition and batches of ``batch`` records: the batches hold the candidates in the order added."""
+        self.settings = self.settings.model_copy(update={"kafka_partitions": 1})
+        self.env.update({"CONSENTRY_KAFKA_PARTITIONS": "1", "CONSENTRY_KAFKA_MAX_POLL_RECORDS": str(batch)})
+
     def register_source(self) -> None:
         SourceRegistry(self.store).put(Source(id="fam", match="127.0.0.1", basis=Basis.CONSENT, retention_days=30))
 

@@ -116,12 +116,13 @@ def test_milvus_lite_killed_mid_write_then_doctor_repairs_every_face(fault_stack
     """SIGKILL (not SIGINT) of milvus-lite while batches are being written: whatever its write-ahead log
     lost, `consentry doctor --repair` re-publishes those images and a second ingest restores every face."""
     stack, _ = fault_stack
+    run.in_order(batch=4)  # batches 1 and 2 are written, batch 3 onwards is held
     run.populate()
     paths = held(run)
     gate = hold(run, paths)
     run.produce()
     proc = run.ingest()
-    run.wait_progress(6, proc)  # faces are being upserted batch after batch ...
+    run.wait_progress(8, proc)  # faces were upserted batch after batch ...
     run.wait_request(lambda path: path in paths, proc)  # ... and a batch is in flight
     stack.procs["milvus"].stop(signal.SIGKILL, 10)
     gate.set()
@@ -175,9 +176,8 @@ def test_ingest_killed_while_three_batches_are_in_three_stages(run, tmp_path):
     s3 = HoldingHttpProxy(int(run.settings.s3_endpoint.rsplit(":", 1)[1]))
     model_gate = tmp_path / "model.gate"
     model_gate.write_text("held")
-    run.settings = run.settings.model_copy(update={"kafka_partitions": 1})  # one partition: batches in order
-    run.env.update({"CONSENTRY_KAFKA_PARTITIONS": "1", "CONSENTRY_KAFKA_MAX_POLL_RECORDS": "4",
-                    "CONSENTRY_MODEL_PACK": "tests.faults.models:GatedFaceModel",
+    run.in_order(batch=4)
+    run.env.update({"CONSENTRY_MODEL_PACK": "tests.faults.models:GatedFaceModel",
                     "CONSENTRY_TEST_MODEL_GATE": str(model_gate), "CONSENTRY_TEST_MODEL_HOLD_CALL": "2",
                     "CONSENTRY_S3_ENDPOINT": f"http://127.0.0.1:{s3.port}"})
     try:
@@ -191,7 +191,7 @@ def test_ingest_killed_while_three_batches_are_in_three_stages(run, tmp_path):
             assert time.monotonic() < deadline, (s3.held, model_gate.with_suffix(".waiting").exists(),
                                                  run.site.requests)
             time.sleep(0.05)
-        assert model_gate.with_suffix(".waiting").read_text() == "4"  # the whole second batch is at the model
+        assert model_gate.with_suffix(".waiting").read_text() == "3"  # batch 2's images to embed (not its noai one)
         kill(proc)
         assert run.progress() == 0  # no provenance written: batch 1's S3 writes were still held
     finally:
@@ -202,5 +202,5 @@ def test_ingest_killed_while_three_batches_are_in_three_stages(run, tmp_path):
     totals = run.finish(run.ingest())
     assert totals["records"] == 12  # nothing had been committed: every record came again
     assert all(run.site.requests.count(p) >= 2 for p in batch3)
-    assert run.account() == {"candidates": 12, "indexed": 7, "refused": 2, "dlq": 2, "faces": 7}
+    assert run.account() == {"candidates": 12, "indexed": 8, "refused": 2, "dlq": 2, "faces": 8}
     s3.close()
