@@ -118,8 +118,8 @@ class IngestWorker:
         if out.redeliver:  # rewound: the caller pauses (circuit) before polling again
             return out
         room = len(self._inflight) < self.max_in_flight and not self.budget.full
-        if room and not self.rewinds:
-            timeout = self.poll_timeout_s if not self._inflight else min(self.poll_timeout_s, 0.05)
+        if room and not self.rewinds:  # wait for records only when there is nothing else to do
+            timeout = self.poll_timeout_s if not (self._inflight or out.records) else min(self.poll_timeout_s, 0.05)
             msgs = self.consumer.poll(timeout, self.max_poll_records)
             if msgs:
                 self._submit(msgs)
