@@ -295,3 +295,25 @@ def test_template_checks_fail_clearly(render, values, message):
     with pytest.raises(helm.HelmRenderError) as info:
         render(values)
     assert message in str(info.value)
+
+
+# Settings the chart renders that the application adds in the same change set (issue 18); once
+# Settings has them, the test below also checks the values load.
+PENDING_APP_SETTINGS = {"CONSENTRY_INGEST_ACTOR_START_TIMEOUT_S"}
+
+
+def test_every_consentry_variable_is_a_setting(docs, monkeypatch, tmp_path):
+    from consentry.core.settings import Settings, load_settings
+
+    known = {f"CONSENTRY_{name.upper()}" for name in Settings.model_fields}
+    for d in by_kind(docs, "Deployment") + by_kind(docs, "CronJob"):
+        env = {e["name"]: e.get("value") for e in container(d).get("env", [])}
+        names = {k for k in env if k.startswith("CONSENTRY_")}
+        assert names <= known | PENDING_APP_SETTINGS, names - known - PENDING_APP_SETTINGS
+        plain = {k: v for k, v in env.items() if k in known and v is not None}
+        for key in [k for k in os.environ if k.startswith("CONSENTRY_")]:
+            monkeypatch.delenv(key)
+        for key, value in {**one(docs, "ConfigMap")["data"], **plain}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("CONSENTRY_HOME", str(tmp_path))
+        load_settings()  # raises ConfigError naming the setting

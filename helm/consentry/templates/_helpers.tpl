@@ -27,10 +27,6 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "consentry.secretName" -}}
-{{- default (printf "%s-credentials" (include "consentry.fullname" .)) .Values.credentials.existingSecret -}}
-{{- end -}}
-
 {{/* The image of every pod: repository@digest when image.digest is set (what runs can then not
      change under a moved tag), else repository:tag. */}}
 {{- define "consentry.image" -}}
