@@ -160,8 +160,8 @@ class Settings(BaseSettings):
     @field_validator("api_ingest_metrics_urls", mode="before")
     @classmethod
     def _urls(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [u.strip() for u in v.split(",") if u.strip()]
+        if isinstance(v, str):  # comma-separated, or a JSON list (as the crawl launcher passes settings on)
+            v = json.loads(v) if v.strip().startswith("[") else [u.strip() for u in v.split(",") if u.strip()]
         for u in v or []:
             if urlparse(str(u)).scheme not in ("http", "https"):
                 raise ValueError(f"{u!r} is not an http(s) URL")

@@ -38,7 +38,7 @@ def test_console_pages_carry_the_strict_headers_and_the_api_keeps_its_own(mc):
         assert "'unsafe-inline'" not in CONSOLE_CSP and "'unsafe-eval'" not in CONSOLE_CSP
         assert "frame-ancestors 'none'" in CONSOLE_CSP and "script-src 'self';" in CONSOLE_CSP
         assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
-        assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "same-origin"
     html = c.get("/console/login").text
     assert not re.search(r"<[a-z][^>]*\son[a-z]+=", html)  # no inline event handlers
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/console/static/console.js" defer>']

@@ -3,7 +3,7 @@
 Console (``/console``): a Content-Security-Policy that allows only this origin's scripts and styles
 (no inline script, no ``eval``), images only from this origin or our own ``data:`` crops, no
 framing (``frame-ancestors 'none'``), forms only to this origin, no ``<base>``; responses are not
-cached (they show biometric data) and send no Referer to the pages they link to.
+cached (they show biometric data) and send no Referer to other sites.
 Everything else (the JSON API, /docs): no framing, no MIME sniffing, no Referer.
 """
 
@@ -13,12 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-COMMON = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-          (b"referrer-policy", b"no-referrer"))
-CONSOLE = (*COMMON, (b"content-security-policy", CONSOLE_CSP.encode()), (b"cache-control", b"no-store"),
+COMMON = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"))
+#: same-origin, not no-referrer: with no-referrer browsers send ``Origin: null`` on form posts, and the
+#: console checks the Origin of every state-changing request; nothing is sent to other sites either way
+CONSOLE = (*COMMON, (b"referrer-policy", b"same-origin"), (b"content-security-policy", CONSOLE_CSP.encode()), (b"cache-control", b"no-store"),
            (b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-resource-policy", b"same-origin"),
            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"))
-OTHER = (*COMMON, (b"content-security-policy", b"frame-ancestors 'none'"))
+OTHER = (*COMMON, (b"referrer-policy", b"no-referrer"), (b"content-security-policy", b"frame-ancestors 'none'"))
 
 
 class SecurityHeadersMiddleware:
