@@ -42,11 +42,12 @@ class TopicCounter:
         self._tally: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def _open(self) -> Any:
+    def _open(self, budget_s: float) -> Any:
         from kafka import KafkaConsumer
         from kafka.structs import TopicPartition
 
-        c = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **self.cfg.common())
+        c = KafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                          bootstrap_timeout_ms=int(budget_s * 1000), **self.cfg.common())
         parts = c.partitions_for_topic(self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         c.assign(tps)
@@ -61,7 +62,7 @@ class TopicCounter:
                 if self._consumer is None or not self._consumer.assignment():
                     self._close()
                     self._tally.clear()  # a fresh reader starts from the beginning again
-                    self._consumer = self._open()
+                    self._consumer = self._open(budget_s)
                 deadline, empty = time.monotonic() + budget_s, 0
                 while time.monotonic() < deadline and empty < 2:
                     batch = self._consumer.poll(timeout_ms=int(self.poll_s * 1000), max_records=1000)
