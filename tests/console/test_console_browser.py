@@ -194,8 +194,8 @@ def test_a_searcher_sees_no_erase_page_and_gets_403_from_its_endpoints(world, ta
     assert resp.status == 403 and "may not use this page" in tab.page.inner_text("#problem")
     csrf = tab.page.get_attribute("input[name=csrf]", "value")
     status = tab.page.evaluate("""async (csrf) => (await fetch('/console/erase/scope', {method: 'POST',
-        body: new URLSearchParams({csrf, kind: 'source', target: 'family', reference: 'R-1', confirm: 'yes'})})).status""",
-                               csrf)
+        body: new URLSearchParams({csrf, kind: 'source', target: 'family', reference: 'R-1', confirm: 'yes'})}))
+        .status""", csrf)
     assert status == 403
     api = httpx.post(world.url + "/v1/erasures", json={"source": "family"},
                      headers={"Authorization": f"Bearer {world.tokens['searcher']}"})
@@ -276,8 +276,9 @@ def test_every_page_passes_axe_and_sign_in_works_from_the_keyboard(world, tab, p
     assert page.locator("li.match").count() > 0
     found["search results"] = axe_violations(page)
     tab.sign_out()
+    explain_t1 = f"/console/explain?url={world.site.base}/family/img/t1.jpg"
     for role, paths in (("privacy", ["/console/erase"]), ("auditor", ["/console/audit", "/console/explain"]),
-                        ("operator", ["/console/operations", f"/console/explain?url={world.site.base}/family/img/t1.jpg"])):
+                        ("operator", ["/console/operations", explain_t1])):
         tab.sign_in(role)
         for path in paths:
             tab.goto(path)

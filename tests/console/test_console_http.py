@@ -43,7 +43,8 @@ def test_console_pages_carry_the_strict_headers_and_the_api_keeps_its_own(mc):
     assert not re.search(r"<[a-z][^>]*\son[a-z]+=", html)  # no inline event handlers
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/console/static/console.js" defer>']
     api = mc.api("searcher").get("/healthz")
-    assert api.headers["content-security-policy"] == "frame-ancestors 'none'" and api.headers["x-frame-options"] == "DENY"
+    assert api.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert api.headers["x-frame-options"] == "DENY"
 
 
 def test_sign_in_sets_an_httponly_samesite_strict_cookie_and_never_puts_the_token_in_a_url(mc):
@@ -101,7 +102,8 @@ def test_each_role_sees_only_its_pages_and_a_searcher_gets_403_from_erasure(mc):
         html = c.get("/console", follow_redirects=True).text
         menus[role] = re.findall(r'<li><a href="(/console/[a-z]+)"', html)
     assert menus == {"searcher": ["/console/search"], "operator": ["/console/explain", "/console/operations"],
-                     "auditor": ["/console/explain", "/console/audit"], "privacy": ["/console/erase", "/console/explain"]}
+                     "auditor": ["/console/explain", "/console/audit"],
+                     "privacy": ["/console/erase", "/console/explain"]}
     s = mc.browser("searcher")
     csrf = csrf_of(s, "/console/search")
     assert s.get("/console/erase").status_code == 403

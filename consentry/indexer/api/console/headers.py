@@ -16,7 +16,8 @@ CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src
 COMMON = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"))
 #: same-origin, not no-referrer: with no-referrer browsers send ``Origin: null`` on form posts, and the
 #: console checks the Origin of every state-changing request; nothing is sent to other sites either way
-CONSOLE = (*COMMON, (b"referrer-policy", b"same-origin"), (b"content-security-policy", CONSOLE_CSP.encode()), (b"cache-control", b"no-store"),
+CONSOLE = (*COMMON, (b"referrer-policy", b"same-origin"), (b"content-security-policy", CONSOLE_CSP.encode()),
+           (b"cache-control", b"no-store"),
            (b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-resource-policy", b"same-origin"),
            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"))
 OTHER = (*COMMON, (b"referrer-policy", b"no-referrer"), (b"content-security-policy", b"frame-ancestors 'none'"))
