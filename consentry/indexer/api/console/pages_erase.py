@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ....core.errors import ConsentryError, RecordError
 from ...auth import Role
+from ...search import CASE_PATTERN
 from ..routes_erasure import ScopeErasure
 from ..routes_search import _read_upload
 from .outcome import problem
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/console/erase", include_in_schema=False)
 Viewer = Annotated[Session, Depends(viewer(Role.PRIVACY))]
 Actor = Annotated[Session, Depends(actor(Role.PRIVACY))]
 RECEIPT_ID = r"^er-[0-9]{8}-[0-9a-f]{12}$"
-REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/#-]{0,127}$")
+REFERENCE = re.compile(CASE_PATTERN)  # a requester's reference is a case reference
 SCOPES = ("source", "job", "url")
 
 

@@ -9,7 +9,6 @@ URIs built here from bytes, never from input.
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,17 +61,13 @@ def when(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
 def scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                   trim_blocks=True, lstrip_blocks=True)
-env.filters.update(when=when, pretty=pretty)
+env.filters.update(when=when)
 env.tests.update(http_url=http_url, scalar=scalar)
 
 
