@@ -73,7 +73,8 @@ class OperationsView:
         """Each ingest endpoint's counters (or why it could not be read), their sum, and the DLQ size."""
         import httpx
 
-        endpoints, totals = [], {"refused_by_reason": {}, "errors_by_class": {}}
+        endpoints: list[dict[str, Any]] = []
+        totals: dict[str, Any] = {"refused_by_reason": {}, "errors_by_class": {}}
         for url in self.ingest_metrics_urls:
             try:
                 r = httpx.get(url, timeout=self.timeout_s, follow_redirects=False)
