@@ -105,20 +105,23 @@ def erase_scope(request: Request, session: Actor, kind: Annotated[str, Form(max_
 ReceiptId = Annotated[str, Path(pattern=RECEIPT_ID)]
 
 
-@router.get("/receipts/{request_id}")
-def receipt(request: Request, session: Viewer, request_id: ReceiptId) -> Response:
+def _stored(request: Request, session: Session, request_id: str,
+            show: Callable[[dict[str, Any]], Response]) -> Response:
+    """``show`` the stored receipt, or the erase page saying why there is none."""
     try:
         r = request.app.state.services.eraser.receipt(request_id)
     except ConsentryError as exc:
         return _form(request, session, status=problem(exc).status, problem=problem(exc))
-    return _receipt_page(request, session, r)
+    return show(r)
+
+
+@router.get("/receipts/{request_id}")
+def receipt(request: Request, session: Viewer, request_id: ReceiptId) -> Response:
+    return _stored(request, session, request_id, lambda r: _receipt_page(request, session, r))
 
 
 @router.get("/receipts/{request_id}/download")
 def download(request: Request, session: Viewer, request_id: ReceiptId) -> Response:
-    try:
-        r = request.app.state.services.eraser.receipt(request_id)
-    except ConsentryError as exc:
-        return _form(request, session, status=problem(exc).status, problem=problem(exc))
-    return Response(json.dumps(r, indent=2, sort_keys=True, ensure_ascii=False), media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{request_id}.json"'})
+    return _stored(request, session, request_id, lambda r: Response(
+        json.dumps(r, indent=2, sort_keys=True, ensure_ascii=False), media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{request_id}.json"'}))
