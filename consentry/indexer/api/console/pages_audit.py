@@ -19,7 +19,7 @@ from .session import Session, viewer
 router = APIRouter(prefix="/console/audit", include_in_schema=False)
 Viewer = Annotated[Session, Depends(viewer(Role.AUDITOR))]
 #: the kinds of entry the log holds today; kinds seen in the range are offered too
-KINDS = ("search", "erasure", "retention-sweep", "token.create", "token.revoke")
+KINDS = ("search", "erasure", "retention-sweep", "consent-change", "token.create", "token.revoke")
 Text = Annotated[str, Query(max_length=64)]
 
 
