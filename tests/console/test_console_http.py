@@ -239,3 +239,12 @@ def test_audit_page_filters_by_kind_and_time_verifies_and_exports(mc):
     assert exp.headers["content-type"].startswith("application/x-ndjson")
     lines = [ln for ln in exp.text.splitlines() if ln]
     assert len(lines) == 1 and '"purpose": "review of a complaint"' in lines[0] and '"hash": ' in lines[0]
+
+
+def test_the_audit_page_says_when_the_chain_is_broken(mc):
+    mc.services.audit.append("search", "token:x/1", purpose="first")
+    mc.services.audit.append("search", "token:x/1", purpose="second")
+    key = mc.services.audit.key(1)
+    mc.services.objects.put(key, mc.services.objects.get(key).replace(b"first", b"edited"))
+    html = mc.browser("auditor").get("/console/audit").text
+    assert "Hash chain: BROKEN" in html and "entry 1 was modified" in html
