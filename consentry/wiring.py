@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
     from .indexer.erasure import Eraser
+    from .indexer.operations import OperationsView
     from .indexer.retention import RetentionSweeper
     from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
@@ -142,6 +143,18 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
                     audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search,
                     eraser=eraser(s, store, index, search.model_loader))
+
+
+def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN001
+    """What the console's operations page reads: sources, jobs, the ingest drivers' /metrics, the DLQ topic."""
+    from .catalog import JobStore, SourceRegistry
+    from .clients.broker import KafkaConfig
+    from .clients.topiccount import TopicCounter
+    from .indexer.operations import OperationsView, dead_letter_kind
+
+    store = store or object_store(s)
+    return OperationsView(SourceRegistry(store), JobStore(store), s.api_ingest_metrics_urls,
+                          dlq=TopicCounter(KafkaConfig.from_settings(s), s.topic_dlq, dead_letter_kind))
 
 
 def ingest_worker(s: Settings) -> "IngestWorker":
