@@ -6,7 +6,9 @@ both. Accessibility is checked with axe-core (vendored under vendor/, injected i
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +20,10 @@ import pytest
 
 HERE = Path(__file__).parent
 AXE = HERE / "vendor" / "axe-core-4.14.1" / "axe.min.js"
-SHOTS = HERE.parents[1] / "docs" / "img"
+#: where the screenshots go: docs/img (what docs/console.md shows) when CONSENTRY_UPDATE_SCREENSHOTS=1,
+#: else a temporary folder, so an ordinary test run leaves the working tree clean
+SHOTS = (HERE.parents[1] / "docs" / "img" if os.environ.get("CONSENTRY_UPDATE_SCREENSHOTS") == "1"
+         else Path(tempfile.gettempdir()) / f"consentry-console-shots-{os.getpid()}")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-dev-shm-usage"]
 
@@ -62,7 +67,7 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 
 def screenshot(page: Any, name: str) -> Path:
-    """docs/img/console-NAME.png, the picture docs/console.md shows."""
+    """console-NAME.png in SHOTS (docs/img with CONSENTRY_UPDATE_SCREENSHOTS=1: the pictures docs/console.md shows)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"console-{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -1,7 +1,8 @@
 """The console in a real browser (Debian's chromium via Playwright) over the real servers.
 
 The site is crawled and ingested with the real CLI (tests/console/world.py); the API and console run
-in uvicorn. Screenshots of every page go to docs/img/console-*.png for docs/console.md.
+in uvicorn. Screenshots of every page go to docs/img/console-*.png for docs/console.md when
+CONSENTRY_UPDATE_SCREENSHOTS=1 is set.
 """
 
 from __future__ import annotations
