@@ -89,9 +89,20 @@ def test_network_policy_refuses_other_schemes():
 
 
 # --- scope ---------------------------------------------------------------------------------------------
-def test_scope_refuses_requests_outside_the_source_and_counts_them(tmp_path):
+class Lines:
+    """A recorder that keeps the crawl-log lines in a list."""
+
+    def __init__(self):
+        self.lines = []
+
+    def add(self, line):
+        self.lines.append(line)
+
+
+def test_scope_refuses_requests_outside_the_source_and_counts_them():
     crawler = get_crawler()
-    refusals = Refusals(crawler.stats, tmp_path / "refusals.jsonl")
+    recorded = Lines()
+    refusals = Refusals(crawler.stats, recorded, "job-1", "src")
     mw = SourceScopeMiddleware(["https://h.test/events/"], refusals)
     assert mw.process_request(Request("https://h.test/events/2024/a.html")) is None
     assert mw.process_request(Request("https://h.test/robots.txt", meta={HOST_FILE_META: True})) is None
@@ -100,7 +111,9 @@ def test_scope_refuses_requests_outside_the_source_and_counts_them(tmp_path):
     with pytest.raises(IgnoreRequest):
         mw.process_request(Request("https://evil.test/robots.txt", meta={HOST_FILE_META: True}))
     assert crawler.stats.get_value("crawler/refused/out-of-scope") == 2
-    assert len((tmp_path / "refusals.jsonl").read_text().splitlines()) == 2
+    assert [(r.url, r.what, r.reason) for r in recorded.lines] == [
+        ("https://h.test/private/a.html", "request", "out-of-scope"), ("https://evil.test/robots.txt", "request",
+                                                                       "out-of-scope")]
 
 
 # --- robots tags and TDM on pages --------------------------------------------------------------------
@@ -175,11 +188,12 @@ def _gate_run(gate, resp, *items):
     return asyncio.run(go())
 
 
-def test_gate_withholds_images_of_opted_out_pages_and_counts_once(tmp_path):
+def test_gate_withholds_images_of_opted_out_pages_and_counts_once():
     crawler = get_crawler()
+    recorded = Lines()
     gate = ConsentGateMiddleware(job_id="job-1", source_id="src", basis=Basis.CONSENT, allowed=["h.test"],
-                                 stats=crawler.stats, refusals=Refusals(crawler.stats, tmp_path / "r.jsonl"),
-                                 robots=None, tdmrep=None)
+                                 stats=crawler.stats, refusals=Refusals(crawler.stats, recorded, "job-1", "src"),
+                                 robots=None, tdmrep=None, recorder=recorded)
     req, resp = page(head='<meta name="robots" content="noai">')
     RobotsTagsMiddleware("consentry").process_response(req, resp)
     follow = Request("http://h.test/next.html")
@@ -188,6 +202,10 @@ def test_gate_withholds_images_of_opted_out_pages_and_counts_once(tmp_path):
     assert out == [follow]  # links still followed; no image leaves an opted-out page
     assert crawler.stats.get_value("crawler/refused/noai") == 1
     assert crawler.stats.get_value("crawler/images_withheld") == 2
+    refusal, visit = recorded.lines  # the page's refusal, then the page read, with every image found on it
+    assert (refusal.what, refusal.reason, [g.name for g in refusal.signals]) == ("page", "noai", ["meta-robots"])
+    assert (visit.url, visit.decision.value, visit.images) == (resp.url, "refuse", ["http://h.test/a.jpg",
+                                                                                   "http://h.test/b.jpg"])
 
 
 def test_gate_builds_candidates_and_refuses_offsite_images(tmp_path):

@@ -22,7 +22,7 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from ...core.records import Signal
 from ..hostfiles import HOST_FILE_META, HostFile, HostFiles
-from ..refusals import Refusals
+from ..refusals import Refusals, found_on
 from ..shared import OnceCache, shared
 from ..urls import site_root
 
@@ -57,7 +57,7 @@ class RobotsRules:
             return None
         try:
             delay = self.parser.crawl_delay(self.token)
-        except Exception:  # a parser that cannot tell
+        except Exception:  # noqa: BLE001 - a parser that cannot tell
             return None
         return float(delay) if delay else None
 
@@ -142,5 +142,6 @@ class RobotsTxtMiddleware:
             return
         rules = await self.policy.rules(request.url)
         if not rules.allowed(request.url):
-            self.refusals.refuse("robots-txt", request.url, "request", rules.why)
+            self.refusals.refuse("robots-txt", request.url, "request", rules.why, page_url=found_on(request),
+                                 signals=[rules.signal(request.url)])
             raise IgnoreRequest("forbidden by robots.txt")
