@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from .catalog import JobStore, ProvenanceStore, SourceRegistry
     from .catalog.crawllog import CrawlLog
+    from .catalog.optouts import OptOutRegistry
     from .clients.broker import KafkaBroker, Producer
     from .clients.objectstore import S3ObjectStore
     from .clients.vectors import MilvusVectorStore
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .indexer.erasure import Eraser
     from .indexer.explain import Explainer
     from .indexer.operations import OperationsView
+    from .indexer.optouts import OptOutImporter
     from .indexer.retention import RetentionSweeper
     from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
@@ -129,6 +131,21 @@ def explainer(s: Settings, store=None) -> "Explainer":  # noqa: ANN001
 
     store = store or object_store(s)
     return Explainer(provenance(s, store), audit_log(s, store), crawl_log(s, store), Tombstones(store))
+
+
+def optout_registry(s: Settings, store=None) -> "OptOutRegistry":  # noqa: ANN001
+    from .catalog.optouts import OptOutRegistry
+
+    return OptOutRegistry(store or object_store(s))
+
+
+def optout_importer(s: Settings, store=None) -> "OptOutImporter":  # noqa: ANN001
+    """Imports do-not-train lists and erases (through the Eraser) what is already indexed under them."""
+    from .indexer.optouts import OptOutImporter
+
+    store = store or object_store(s)
+    return OptOutImporter(optout_registry(s, store), provenance(s, store), eraser(s, store), audit_log(s, store),
+                          s.optout_phash_distance)
 
 
 def erasure_publisher(s: Settings):  # noqa: ANN201

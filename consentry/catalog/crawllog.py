@@ -38,16 +38,21 @@ SOURCES = PREFIX + "sources/"
 What = Literal["page", "request", "image", "link"]
 
 
-class CrawlRefusal(Record):
-    """One URL the crawler refused, and why (the signals that refused it, with their values)."""
-
-    kind: ClassVar[str] = "crawl refusal"
-    record: Literal["refusal"] = "refusal"
+class _Line(Record):
+    """What every crawl-log line carries: the job, its source, when, and the URL it is about."""
 
     job_id: str
     source_id: str
     at: datetime = Field(default_factory=utcnow)
     url: str
+
+
+class CrawlRefusal(_Line):
+    """One URL the crawler refused, and why (the signals that refused it, with their values)."""
+
+    kind: ClassVar[str] = "crawl refusal"
+    record: Literal["refusal"] = "refusal"
+
     what: What
     reason: str
     signals: list[Signal] = Field(default_factory=list)
@@ -55,16 +60,12 @@ class CrawlRefusal(Record):
     page_url: str | None = None  # the page the URL was found on (images, links; redirects and requests: the referer)
 
 
-class PageVisit(Record):
+class PageVisit(_Line):
     """One page the crawler read: its decision, its signals and every image URL found on it."""
 
     kind: ClassVar[str] = "page visit"
     record: Literal["page"] = "page"
 
-    job_id: str
-    source_id: str
-    at: datetime = Field(default_factory=utcnow)
-    url: str
     status: int | None = None
     decision: Decision
     reason: str

@@ -44,8 +44,9 @@ def explain(ctx: CliContext, url: str, is_page: bool, as_json: bool) -> None:
 
 
 def _signal_rows(signals: list[dict]) -> list[tuple]:
-    return [(sg["name"], sg["scope"], sg["value"] + (f" ({sg['detail']})" if sg.get("detail") else ""),
-             "OPT-OUT" if sg["opt_out"] else "ok") for sg in signals]
+    return [(sg["name"], sg["scope"], sg["value"] + (f"; tdm-policy {sg['policy']}" if sg.get("policy") else "")
+             + (f" ({sg['detail']})" if sg.get("detail") else ""), "OPT-OUT" if sg["opt_out"] else "ok")
+            for sg in signals]
 
 
 def _show(e) -> None:  # noqa: ANN001 - an Explanation
@@ -63,6 +64,9 @@ def _show(e) -> None:  # noqa: ANN001 - an Explanation
             click.echo(f"faces erased:  {len(e.faces_erased)}  {' '.join(f[:12] for f in e.faces_erased)}")
         for er in e.erasures:
             click.echo(f"  erased by {er['request_id']} ({er['action']}, {er.get('by') or ''}) at {er['at']}")
+    elif e.signals:
+        click.echo(f"page:      {e.page_url or '-'}\nsource:    {e.source_id}\nsignals:")
+        table(_signal_rows(e.signals), ["signal", "scope", "value", "effect"])
     if e.erased:
         click.echo(f"erased:    by {e.erased['request_id']} at {e.erased['at']}")
     if e.crawl:

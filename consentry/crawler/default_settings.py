@@ -20,7 +20,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # scope is ours
     _P + "middlewares.netpolicy.NetworkPolicyMiddleware": 40,
     _P + "middlewares.scope.SourceScopeMiddleware": 45,
+    _P + "middlewares.optouts.OptOutListMiddleware": 50,
     _P + "middlewares.robotstxt.RobotsTxtMiddleware": 100,
+    _P + "middlewares.aitxt.AiTxtMiddleware": 105,
     _P + "middlewares.tdmrep.TdmRepMiddleware": 110,
     _P + "middlewares.robotstags.RobotsTagsMiddleware": 120,
     _P + "middlewares.retry.BackoffRetryMiddleware": 550,
@@ -59,6 +61,10 @@ RETRY_BACKOFF_MAX = 10.0  # the longest wait between retries
 # --- network policy (middlewares/netpolicy.py) ----------------------------------------------------
 NETPOLICY_CACHE_SECONDS = 300.0  # how long a host's address verdict is reused
 CONSENTRY_ALLOW_PRIVATE_NETWORKS = False  # loopback/private/link-local targets (tests and the demo only)
+
+# --- consent signals ----------------------------------------------------------------------------------
+CONSENTRY_HONOUR_AI_CRAWLER_GROUPS = True  # a robots.txt disallow for a known AI crawler opts that path out
+CONSENTRY_OPTOUT_ENTRIES: list[Any] = []  # do-not-train (list, date, kind, value): domains and URL prefixes
 
 # --- the Kafka publisher (pipeline.py) --------------------------------------------------------------
 CONSENTRY_PUBLISH_BATCH = 100  # candidates per send-and-flush

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..catalog import JobStore, SourceRegistry
 from ..catalog.crawllog import CrawlLog
+from ..catalog.optouts import OptOutRegistry
 from ..clients.broker import Producer
 from ..clients.objectstore import ObjectStore
 from ..core.errors import BrokerError, ConsentryError
@@ -114,6 +115,9 @@ class CrawlRunner:
             "CONSENTRY_JOB_ID": job.id,
             "CONSENTRY_SOURCE_ID": source.id,
             "CONSENTRY_SOURCE_BASIS": source.basis.value,
+            "CONSENTRY_SOURCE_EVIDENCE": source.evidence,
+            "CONSENTRY_HONOUR_AI_CRAWLER_GROUPS": s.crawl_honour_ai_crawler_groups,
+            "CONSENTRY_OPTOUT_ENTRIES": OptOutRegistry(self.store).index().url_entries(),
             "CONSENTRY_SEEDS": list(job.seeds),
             "CONSENTRY_ALLOWED": list(job.allowed or [source.match]),
             "CONSENTRY_MAX_PAGES": job.max_pages,

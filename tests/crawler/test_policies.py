@@ -19,7 +19,7 @@ from consentry.crawler.middlewares import NOFOLLOW_META, SIGNALS_META
 from consentry.crawler.middlewares.consentgate import ConsentGateMiddleware
 from consentry.crawler.middlewares.netpolicy import NetworkPolicyMiddleware
 from consentry.crawler.middlewares.robotstags import RobotsTagsMiddleware
-from consentry.crawler.middlewares.robotstxt import rules_from
+from consentry.crawler.middlewares.robotstxt import RobotsTxtMiddleware, rules_from
 from consentry.crawler.middlewares.scope import SourceScopeMiddleware
 from consentry.crawler.middlewares.tdmrep import TdmRepMiddleware, TdmRepPolicy
 from consentry.crawler.refusals import Refusals
@@ -163,7 +163,7 @@ def test_tdm_header_meta_and_tdmrep_rules():
             return HostFile("http://h.test" + path, 200, tdmrep)
 
     policy.files = SiteFiles()
-    assert asyncio.run(policy.rules("http://h.test/any.html")) == [("/reserved/*", True), ("/*", False)]
+    assert asyncio.run(policy.rules("http://h.test/any.html")) == [("/reserved/*", True, None), ("/*", False, None)]
     mw = TdmRepMiddleware(policy)
     cases = [("/open.html", "", {}, [("tdmrep.json", "0", False)]),
              ("/reserved/a.html", "", {}, [("tdmrep.json", "1", True)]),
@@ -224,3 +224,44 @@ def test_gate_builds_candidates_and_refuses_offsite_images(tmp_path):
         "http://cdn.h.test/a.jpg", resp.url, "job-1", "src", "A", "T", "http://h.test/l")
     assert [(s.name, s.value, s.opt_out) for s in c.signals] == [("x-robots-tag", "allowed", False)]
     assert crawler.stats.get_value("crawler/refused/offsite-image") == 1  # counted once per URL
+
+
+def test_ai_crawler_groups_follow_the_setting():
+    body = b"User-agent: *\nAllow: /\n\nUser-agent: GPTBot\nDisallow: /photos/\n"
+    on = rules_from(HostFile("http://h.test/robots.txt", 200, body), "consentry", parse)
+    off = rules_from(HostFile("http://h.test/robots.txt", 200, body), "consentry", parse, honour_ai_groups=False)
+    assert on.allowed("http://h.test/photos/a.jpg") and off.allowed("http://h.test/photos/a.jpg")  # our group: allowed
+    assert on.ai_signal("http://h.test/photos/a.jpg", "image").opt_out
+    assert off.ai_signal("http://h.test/photos/a.jpg") is None
+    req, resp = page("http://h.test/photos/index.html")
+    mw = RobotsTxtMiddleware.__new__(RobotsTxtMiddleware)
+    mw.policy = type("P", (), {"cached": lambda self, url: on})()
+    mw.process_response(req, resp)
+    assert [(s.name, s.opt_out) for s in resp.meta[SIGNALS_META]] == [("robots.txt-ai-crawlers", True)]
+
+
+def test_gate_refuses_listed_and_ai_txt_images_and_lets_a_licensed_tdm_policy_through():
+    from consentry.core.aicrawlers import ai_txt
+    from consentry.core.consent import tdm_header_signal
+    from consentry.crawler.middlewares.optouts import OptOutUrls
+
+    class AiTxtRules:
+        async def rules(self, url):
+            return ai_txt(200, b"User-Agent: *\nDisallow: *.gif\n", None, ["consentry"])
+
+    crawler = get_crawler()
+    policy = "https://r.test/policy.json"
+    gate = ConsentGateMiddleware(job_id="job-1", source_id="src", basis=Basis.LICENCE, allowed=["h.test"],
+                                 stats=crawler.stats, refusals=Refusals(crawler.stats, None), robots=None, tdmrep=None,
+                                 aitxt=AiTxtRules(), optouts=OptOutUrls([("dnt", "2026-11-30", "prefix",
+                                                                          "http://h.test/listed/")]),
+                                 evidence=f"licence L-1 names {policy}")
+    req, resp = page()
+    resp.meta[SIGNALS_META] = [tdm_header_signal("1", policy=policy)]
+    out = _gate_run(gate, resp, *(FoundImage(f"http://h.test/{p}", resp.url, "img")
+                                  for p in ("listed/a.jpg", "b.gif", "c.jpg")))
+    assert [c.url for c in out] == ["http://h.test/c.jpg"]
+    (tdm,) = [g for g in out[0].signals if g.name == "tdm-reservation"]
+    assert not tdm.opt_out and tdm.policy == policy and "licensed" in tdm.detail
+    assert crawler.stats.get_value("crawler/refused/do-not-train") == 1
+    assert crawler.stats.get_value("crawler/refused/ai-txt") == 1
