@@ -81,28 +81,28 @@ def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
     return ProvenanceStore(store or object_store(s))
 
 
-def crawl_log(s: Settings, store=None) -> "CrawlLog":  # noqa: ANN001
+def crawl_log(s: Settings, store=None) -> CrawlLog:  # noqa: ANN001
     from .catalog.crawllog import CrawlLog
 
     return CrawlLog(store or object_store(s))
 
 
 # --- the crawler ------------------------------------------------------------------------------------
-def crawl_launcher(s: Settings, store=None) -> "CrawlLauncher":  # noqa: ANN001
+def crawl_launcher(s: Settings, store=None) -> CrawlLauncher:  # noqa: ANN001
     """Plans, spawns, watches, stops and resumes crawl processes (the CLI side of a crawl)."""
     from .crawler import CrawlLauncher
 
     return CrawlLauncher(s, store or object_store(s))
 
 
-def crawl_runner(s: Settings, stop_requested: "Callable[[], bool]" = lambda: False) -> "CrawlRunner":
+def crawl_runner(s: Settings, stop_requested: Callable[[], bool] = lambda: False) -> CrawlRunner:
     """Runs one crawl job in this process (the crawl process's entry, ``consentry.cli.crawl_process``)."""
     from .crawler import CrawlRunner
 
     return CrawlRunner(s, object_store(s), kafka_producer_factory(s), stop_requested=stop_requested)
 
 
-def kafka_producer_factory(s: Settings) -> "Callable[[], Producer]":
+def kafka_producer_factory(s: Settings) -> Callable[[], Producer]:
     """Connects to Kafka when called (a ping first: it fails in milliseconds, a producer's bootstrap in 30 s)."""
     from .clients.broker import KafkaBroker, KafkaConfig, KafkaProducerAdapter
     from .core.errors import BrokerError
@@ -110,7 +110,7 @@ def kafka_producer_factory(s: Settings) -> "Callable[[], Producer]":
     cfg = KafkaConfig.from_settings(s)
     b = KafkaBroker(cfg)
 
-    def connect() -> "Producer":
+    def connect() -> Producer:
         if not b.ping():
             raise BrokerError(f"Kafka at {cfg.bootstrap} does not answer")
         return KafkaProducerAdapter(cfg, max_block_s=s.kafka_request_timeout_ms / 1000)
@@ -124,7 +124,7 @@ def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
     return AuditLog(store or object_store(s))
 
 
-def explainer(s: Settings, store=None) -> "Explainer":  # noqa: ANN001
+def explainer(s: Settings, store=None) -> Explainer:  # noqa: ANN001
     """Answers for any URL: provenance, crawl-time refusals and page visits, erasure tombstones."""
     from .catalog import Tombstones
     from .indexer.explain import Explainer
@@ -133,13 +133,13 @@ def explainer(s: Settings, store=None) -> "Explainer":  # noqa: ANN001
     return Explainer(provenance(s, store), audit_log(s, store), crawl_log(s, store), Tombstones(store))
 
 
-def optout_registry(s: Settings, store=None) -> "OptOutRegistry":  # noqa: ANN001
+def optout_registry(s: Settings, store=None) -> OptOutRegistry:  # noqa: ANN001
     from .catalog.optouts import OptOutRegistry
 
     return OptOutRegistry(store or object_store(s))
 
 
-def optout_importer(s: Settings, store=None) -> "OptOutImporter":  # noqa: ANN001
+def optout_importer(s: Settings, store=None) -> OptOutImporter:  # noqa: ANN001
     """Imports do-not-train lists and erases (through the Eraser) what is already indexed under them."""
     from .indexer.optouts import OptOutImporter
 
