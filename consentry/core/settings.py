@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     crawl_depth: int = Field(default=3, ge=0, description="Link depth from the seeds unless --depth says otherwise.")
     crawl_retry_times: int = Field(default=3, ge=0, description="Retries of a page that failed transiently.")
     crawl_publish_retries: int = Field(default=5, ge=0, description="Broker retries before a crawl fails loudly.")
+    crawl_honour_ai_crawler_groups: bool = Field(
+        default=True, description="A robots.txt group that names a well-known AI crawler (consentry/core/data/"
+        "ai_crawlers.txt) and disallows a path opts that path out for us too.")
+
+    # --- opt-out signals read from the image (ingest) and the do-not-train registry ------------------
+    ingest_read_c2pa: bool = Field(
+        default=True, description="Read each fetched image's C2PA manifest (only the manifest) and honour its "
+        "training-mining assertion; an unreadable or invalid manifest refuses the image.")
+    optout_phash_distance: int = Field(
+        default=6, ge=0, le=32, description="A do-not-train list's perceptual hash matches an image within this "
+        "many bits (of 64).")
 
     # --- fetch / validate -------------------------------------------------------------------------
     allow_private_networks: bool = Field(default=False, description="Allow loopback/private/link-local targets (tests, demo).")

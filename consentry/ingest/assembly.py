@@ -4,6 +4,7 @@ The composition root (``consentry.wiring.ingest_worker``) passes the real client
 
 from __future__ import annotations
 
+from ..catalog.optouts import CachedOptOuts, ImageOptOutCheck, OptOutRegistry
 from ..catalog.provenance import ProvenanceStore
 from ..catalog.sources import SourceRegistry
 from ..catalog.tombstones import Tombstones
@@ -32,9 +33,10 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
     index.ensure()
     provenance = ProvenanceStore(store)
     stats = IngestStats()
+    optouts = ImageOptOutCheck(CachedOptOuts(OptOutRegistry(store), cfg.optout_phash_distance), cfg.read_c2pa)
     preparer = Preparer(SourceCache(SourceRegistry(store)), Fetcher(cfg.fetch, resolver, transport),
                         Deduper(provenance), cfg.retry, stats, model.model_id, cfg.max_pixels, cfg.min_side,
-                        cfg.retention_max_days)
+                        cfg.retention_max_days, optouts)
     worker = IngestWorker(
         consumer=broker.consumer(cfg.group, [cfg.topic_images]), preparer=preparer,
         faces=FaceStage(model, index, cfg.suppression_threshold, cfg.embed_batch),

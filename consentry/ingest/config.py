@@ -42,6 +42,8 @@ class IngestConfig:
     fetch_concurrency: int = 4
     embed_batch: int = 16  # images per analyze_batch call
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    read_c2pa: bool = True  # the C2PA training-mining assertion (issue 17)
+    optout_phash_distance: int = 6  # do-not-train lists: perceptual-hash match distance (issue 17)
 
     @classmethod
     def from_settings(cls, s) -> "IngestConfig":  # noqa: ANN001 - Settings
@@ -49,4 +51,5 @@ class IngestConfig:
                    fetch=FetchConfig.from_settings(s), max_pixels=s.image_max_pixels, min_side=s.image_min_side,
                    suppression_threshold=s.suppression_threshold, retention_max_days=s.retention_max_days,
                    store_crops=s.s3_store_crops, max_poll_records=s.kafka_max_poll_records,
-                   retry=RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s))
+                   retry=RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s),
+                   read_c2pa=s.ingest_read_c2pa, optout_phash_distance=s.optout_phash_distance)

@@ -74,8 +74,9 @@ class ConsentDecider:
         return Verdict(before.basis, decision, reason, signals)
 
     @staticmethod
-    def after_decode(fetched: Verdict, xmp: bytes | None) -> Verdict:
-        signals = [*fetched.signals, iptc_signal(xmp)]
+    def after_decode(fetched: Verdict, xmp: bytes | None, extra: list[Signal] | None = None) -> Verdict:
+        """``extra``: the image's other opt-out signals (C2PA, do-not-train lists; catalog.optouts.ImageOptOutCheck)."""
+        signals = [*fetched.signals, iptc_signal(xmp), *(extra or [])]
         decision, reason = decide(fetched.basis, signals)
         return Verdict(fetched.basis, decision, reason, signals)
 

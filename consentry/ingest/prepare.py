@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from ..catalog.optouts import ImageOptOutCheck
 from ..clients.broker import Message
 from ..core.errors import (ConsentryError, DependencyError, FetchError, FetchRefused, ImageRejected, NotFound,
                            RecordError)
@@ -98,7 +99,8 @@ def expiry(now: datetime, source: Source | None, max_days: int) -> datetime:
 
 class Preparer:
     def __init__(self, sources: SourceCache, fetcher: Fetcher, deduper: Deduper, retry: RetryPolicy,
-                 stats: IngestStats, model_id: str, max_pixels: int, min_side: int, retention_max_days: int) -> None:
+                 stats: IngestStats, model_id: str, max_pixels: int, min_side: int, retention_max_days: int,
+                 optouts: ImageOptOutCheck | None = None) -> None:
         self.sources = sources
         self.fetcher = fetcher
         self.deduper = deduper
@@ -108,6 +110,7 @@ class Preparer:
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.retention_max_days = retention_max_days
+        self.optouts = optouts  # issue 17 (catalog.optouts): C2PA + do-not-train signals from the bytes
 
     def __call__(self, msg: Message) -> Item:
         item = Item(msg)
@@ -155,7 +158,10 @@ class Preparer:
             self.fail(item, "ingest.decode", exc)
             return
         item.fp = Deduper.fingerprint(item.fetched.body, item.image.rgb)
-        item.verdict = ConsentDecider.after_decode(item.verdict, item.image.xmp)
+        # issue 17: the C2PA training-mining assertion and the do-not-train lists, before any face work
+        extra = self.optouts(cand.url, cand.page_url, item.fetched.body, item.fetched.format, item.fp.sha256,
+                             item.fp.phash, item.verdict.basis) if self.optouts is not None else []
+        item.verdict = ConsentDecider.after_decode(item.verdict, item.image.xmp, extra)
         if item.verdict.refused:
             return self._refuse(item)
         fp = item.fp
