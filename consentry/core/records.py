@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -25,7 +25,7 @@ _ID_RE = re.compile(ID_PATTERN)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def sha256_hex(data: bytes | str) -> str:

@@ -25,7 +25,8 @@ def documented(path: str, rows: list[str]) -> bool:
     ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
     for row in rows:
         key_cell = row.split("|")[1]
-        if f"`{path}`" in key_cell or f"`{path}.*`" in key_cell or any(f"`{a}`" in key_cell or f"`{a}.*`" in key_cell for a in ancestors):
+        names = (path, *ancestors)
+        if f"`{path}`" in key_cell or any(f"`{a}`" in key_cell or f"`{a}.*`" in key_cell for a in names):
             return True
         parent, leaf = ".".join(parts[:-1]), parts[-1]
         if parent and f"`{parent}." in key_cell and (f"`{leaf}`" in key_cell or f"`.{leaf}`" in key_cell):

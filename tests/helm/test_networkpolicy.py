@@ -68,7 +68,8 @@ def test_the_evaluator_itself():
     assert not allowed([deny], a, b, 80)
     allow_a = {"metadata": {"namespace": "ns"}, "spec": {
         "podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"],
-        "ingress": [{"from": [{"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}}],
+        "ingress": [{"from": [{"podSelector": {
+            "matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}}],
                      "ports": [{"port": "web", "protocol": "TCP"}]}]}}
     assert allowed([deny, allow_a], a, b, 80) and not allowed([deny, allow_a], a, b, 81)
     assert not allowed([deny, allow_a], b, a, 80)

@@ -119,7 +119,8 @@ def test_rename_strategy_makes_a_new_cluster(render, base, change):
     assert old["metadata"]["name"] != new["metadata"]["name"]
     assert "upgradeStrategy" not in new["spec"]
     # the driver follows the new cluster: its address and its Ray token Secret
-    env = {e["name"]: e for e in one(after, "Deployment", "-ingest")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    driver = one(after, "Deployment", "-ingest")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in driver["env"]}
     assert env["CONSENTRY_RAY_ADDRESS"]["value"] == f"ray://{new['metadata']['name']}-head-svc:10001"
     assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == new["metadata"]["name"]
     assert len(f"{new['metadata']['name']}-head-svc") <= 63
