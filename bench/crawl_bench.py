@@ -9,8 +9,9 @@ HTTP site on 127.0.0.1, then crawls it
   politeness settings (user agent, robots.txt, per-domain concurrency, delay, AutoThrottle, retries),
   without our middlewares, pipeline or JOBDIR;
 - with Consentry: ``CrawlRunner`` via the CLI's launcher — network policy, scope, robots.txt per
-  RFC 9309, TDMRep, robots tags, the consent gate, JOBDIR persistence, and every candidate
-  published to Kafka with acks=all.
+  RFC 9309, TDMRep, robots tags, the consent gate, JOBDIR persistence, every candidate
+  published to Kafka with acks=all, and the durable crawl log (every page read and every refusal,
+  stored in the object store in batches).
 
 Each crawl runs in its own process; times are Scrapy's own crawl time (engine open → close), so
 process start-up is not counted. Prints a table with pages/s, candidates/s and the ratio.
@@ -111,20 +112,20 @@ def run_bare(settings_dict: dict, seed: str, tmp: Path) -> dict:
 
 # ----------------------------------------------------------------------------------------------- ours
 def run_ours(settings, seed: str, match: str, pages: int, depth: int) -> dict:
-    from consentry.catalog import SourceRegistry
-    from consentry.clients.objectstore import S3Config, S3ObjectStore
+    from consentry import wiring
     from consentry.core.records import JobState, Source
-    from consentry.crawler import CrawlLauncher
 
-    store = S3ObjectStore(S3Config.from_settings(settings))
-    SourceRegistry(store).put(Source.build(id="bench", match=match, basis="own-archive"))
-    launcher = CrawlLauncher(settings, store)
+    store = wiring.object_store(settings)
+    wiring.sources(settings, store).put(Source.build(id="bench", match=match, basis="own-archive"))
+    launcher = wiring.crawl_launcher(settings, store)
     job = launcher.plan("bench", [seed], max_pages=pages, depth=depth)
     job, rc = launcher.wait(job.id, launcher.spawn(job.id))
     if job.state is not JobState.FINISHED:
         raise SystemExit(f"Consentry crawl {job.state.value}: {job.error}; see {launcher.view(job).jobdir.log_file}")
     st = job.stats
-    return {"pages": st["pages"], "candidates": st["published"], "seconds": st["elapsed_ms"] / 1000}
+    batches = len(wiring.crawl_log(settings, store).batches(job.id))  # the durable record is on: say so
+    return {"pages": st["pages"], "candidates": st["published"], "seconds": st["elapsed_ms"] / 1000,
+            "crawl_log_batches": batches}
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -191,6 +192,8 @@ def main() -> None:
               f"{rates[name][1]:>10.0f}")
     ours, bare = rates["Consentry"], rates["bare Scrapy"]
     print(f"{'ratio (ours / bare)':<42}{ours[0] / bare[0]:>10.2f}{ours[1] / bare[1]:>10.2f}")
+    print(f"\nConsentry's crawl log (every page read and refusal, durable in S3): "
+          f"{best['Consentry']['crawl_log_batches']} batch object(s)")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,22 @@ from typing import TYPE_CHECKING
 from .core.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .catalog import JobStore, ProvenanceStore, SourceRegistry
-    from .clients.broker import KafkaBroker
+    from .catalog.crawllog import CrawlLog
+    from .catalog.optouts import OptOutRegistry
+    from .clients.broker import KafkaBroker, Producer
     from .clients.objectstore import S3ObjectStore
     from .clients.vectors import MilvusVectorStore
+    from .crawler import CrawlLauncher, CrawlRunner
     from .faceindex import FaceIndex
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
     from .indexer.erasure import Eraser
+    from .indexer.explain import Explainer
+    from .indexer.operations import OperationsView
+    from .indexer.optouts import OptOutImporter
     from .indexer.retention import RetentionSweeper
     from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
@@ -73,10 +81,71 @@ def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
     return ProvenanceStore(store or object_store(s))
 
 
+def crawl_log(s: Settings, store=None) -> CrawlLog:  # noqa: ANN001
+    from .catalog.crawllog import CrawlLog
+
+    return CrawlLog(store or object_store(s))
+
+
+# --- the crawler ------------------------------------------------------------------------------------
+def crawl_launcher(s: Settings, store=None) -> CrawlLauncher:  # noqa: ANN001
+    """Plans, spawns, watches, stops and resumes crawl processes (the CLI side of a crawl)."""
+    from .crawler import CrawlLauncher
+
+    return CrawlLauncher(s, store or object_store(s))
+
+
+def crawl_runner(s: Settings, stop_requested: Callable[[], bool] = lambda: False) -> CrawlRunner:
+    """Runs one crawl job in this process (the crawl process's entry, ``consentry.cli.crawl_process``)."""
+    from .crawler import CrawlRunner
+
+    return CrawlRunner(s, object_store(s), kafka_producer_factory(s), stop_requested=stop_requested)
+
+
+def kafka_producer_factory(s: Settings) -> Callable[[], Producer]:
+    """Connects to Kafka when called (a ping first: it fails in milliseconds, a producer's bootstrap in 30 s)."""
+    from .clients.broker import KafkaBroker, KafkaConfig, KafkaProducerAdapter
+    from .core.errors import BrokerError
+
+    cfg = KafkaConfig.from_settings(s)
+    b = KafkaBroker(cfg)
+
+    def connect() -> Producer:
+        if not b.ping():
+            raise BrokerError(f"Kafka at {cfg.bootstrap} does not answer")
+        return KafkaProducerAdapter(cfg, max_block_s=s.kafka_request_timeout_ms / 1000)
+
+    return connect
+
+
 def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
     from .indexer.audit import AuditLog
 
     return AuditLog(store or object_store(s))
+
+
+def explainer(s: Settings, store=None) -> Explainer:  # noqa: ANN001
+    """Answers for any URL: provenance, crawl-time refusals and page visits, erasure tombstones."""
+    from .catalog import Tombstones
+    from .indexer.explain import Explainer
+
+    store = store or object_store(s)
+    return Explainer(provenance(s, store), audit_log(s, store), crawl_log(s, store), Tombstones(store))
+
+
+def optout_registry(s: Settings, store=None) -> OptOutRegistry:  # noqa: ANN001
+    from .catalog.optouts import OptOutRegistry
+
+    return OptOutRegistry(store or object_store(s))
+
+
+def optout_importer(s: Settings, store=None) -> OptOutImporter:  # noqa: ANN001
+    """Imports do-not-train lists and erases (through the Eraser) what is already indexed under them."""
+    from .indexer.optouts import OptOutImporter
+
+    store = store or object_store(s)
+    return OptOutImporter(optout_registry(s, store), provenance(s, store), eraser(s, store), audit_log(s, store),
+                          s.optout_phash_distance)
 
 
 def erasure_publisher(s: Settings):  # noqa: ANN201
@@ -142,6 +211,18 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
                     audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search,
                     eraser=eraser(s, store, index, search.model_loader))
+
+
+def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN001
+    """What the console's operations page reads: sources, jobs, the ingest drivers' /metrics, the DLQ topic."""
+    from .catalog import JobStore, SourceRegistry
+    from .clients.broker import KafkaConfig
+    from .clients.topiccount import TopicCounter
+    from .indexer.operations import OperationsView, dead_letter_kind
+
+    store = store or object_store(s)
+    return OperationsView(SourceRegistry(store), JobStore(store), s.api_ingest_metrics_urls,
+                          dlq=TopicCounter(KafkaConfig.from_settings(s), s.topic_dlq, dead_letter_kind))
 
 
 def ingest_worker(s: Settings) -> "IngestWorker":

@@ -10,13 +10,16 @@ Object layout (bucket ``s3_bucket``)::
     audit/...                             the hash-chained audit log (indexer.audit)
     receipts/{request_id}.json            erasure receipts (indexer.erasure)
     erasures/scopes/{kind}/{id}           when a source, job or URL was erased (tombstones)
+    crawl-log/jobs/{job_id}/...jsonl      what each crawl refused and which pages it read (batches)
+    crawl-log/{hosts,sources}/.../{job}   markers: which jobs wrote about a host, crawled for a source
 
 Every stage reads and writes these through the classes here, never by key strings of its own.
 """
 
+from .crawllog import CrawlLog
 from .jobs import JobStore
 from .provenance import ProvenanceStore
 from .sources import SourceRegistry
 from .tombstones import Tombstones
 
-__all__ = ["JobStore", "ProvenanceStore", "SourceRegistry", "Tombstones"]
+__all__ = ["CrawlLog", "JobStore", "ProvenanceStore", "SourceRegistry", "Tombstones"]

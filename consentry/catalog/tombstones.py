@@ -31,8 +31,14 @@ class Tombstones:
         self.store.put(self.key(kind, value), f"{at.isoformat()} {request_id}".encode(), content_type="text/plain")
 
     def erased_at(self, kind: Kind, value: str) -> datetime | None:
+        found = self.get(kind, value)
+        return found[0] if found else None
+
+    def get(self, kind: Kind, value: str) -> tuple[datetime, str] | None:
+        """(when, erasure request id) of the tombstone, or None."""
         try:
             text = self.store.get(self.key(kind, value)).decode()
         except ObjectNotFound:
             return None
-        return datetime.fromisoformat(text.split(" ", 1)[0])
+        at, _, request_id = text.partition(" ")
+        return datetime.fromisoformat(at), request_id

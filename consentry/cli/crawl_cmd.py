@@ -26,9 +26,8 @@ def crawl() -> None:
 
 def _launcher(ctx: CliContext):  # noqa: ANN202
     from .. import wiring
-    from ..crawler import CrawlLauncher
 
-    return CrawlLauncher(ctx.settings, wiring.object_store(ctx.settings))
+    return wiring.crawl_launcher(ctx.settings)
 
 
 def _summary(stats: dict[str, Any], refusals: dict[str, int]) -> str:
@@ -192,6 +191,77 @@ def resume(ctx: CliContext, job_id: str, detach: bool, as_json: bool) -> None:
             click.echo(job_id)
         return
     _run_foreground(ctx, launcher, job_id, proc, as_json)
+
+
+REPORT_COLUMNS = ["at", "job_id", "source_id", "what", "url", "page_url", "reason", "signals", "detail"]
+
+
+def _report_row(r) -> dict[str, Any]:  # noqa: ANN001 - a CrawlRefusal
+    return {"at": r.at.isoformat(), "job_id": r.job_id, "source_id": r.source_id, "what": r.what, "url": r.url,
+            "page_url": r.page_url or "", "reason": r.reason, "detail": r.detail,
+            "signals": "; ".join(f"{s.name}: {s.value}" for s in r.signals)}
+
+
+@crawl.command("report")
+@click.argument("job_id")
+@click.option("--reason", "reasons", multiple=True, help="Only refusals for this reason (repeatable).")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV (one row per refusal).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the report to this file instead of stdout.")
+@json_option
+@pass_ctx
+def report(ctx: CliContext, job_id: str, reasons: tuple[str, ...], as_csv: bool, output: Path | None,
+           as_json: bool) -> None:
+    """Every refusal of a job, by reason, from the durable crawl log: "what did you take from my site".
+
+    Each row: when, what was refused (page, request, image, link), the URL, the page it was found
+    on, the reason and the signals with their values. Works after the crawl process and its job dir
+    are gone. Export with --csv or --json (and --output FILE).
+
+    \b
+    Example:
+      consentry crawl report JOB_ID
+      consentry crawl report JOB_ID --csv -o refusals.csv
+    """
+    import csv
+    import io
+    import json
+    from collections import Counter
+
+    from .. import wiring
+
+    if as_csv and as_json:
+        raise click.UsageError("give at most one of --csv, --json")
+    s = ctx.settings
+    store = wiring.object_store(s)
+    job = wiring.jobs(s, store).get(job_id)
+    rows = [_report_row(r) for r in wiring.crawl_log(s, store).refusals(job.id) if not reasons or r.reason in reasons]
+    by_reason = Counter(r["reason"] for r in rows)
+    out = io.StringIO()
+    if as_json:
+        out.write(json.dumps({"job_id": job.id, "source_id": job.source_id, "state": job.state.value,
+                              "refusals_by_reason": dict(sorted(by_reason.items())), "refusals": rows},
+                             indent=2, sort_keys=True) + "\n")
+    elif as_csv:
+        w = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    if output is not None:
+        if as_json or as_csv:
+            output.write_text(out.getvalue(), encoding="utf-8")
+            click.echo(f"{len(rows)} refusals of job {job.id} written to {output}", err=True)
+            return
+        raise click.UsageError("--output needs --csv or --json")
+    if as_json or as_csv:
+        click.echo(out.getvalue(), nl=False)
+        return
+    click.echo(f"job {job.id} (source {job.source_id}, {job.state.value}): {len(rows)} refusals")
+    if not rows:
+        return
+    table(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])), ["refused because", "count"])
+    click.echo("")
+    table([(r["at"][:19], r["what"], r["reason"], r["url"], r["page_url"], r["signals"] or r["detail"])
+           for r in rows], ["at", "what", "reason", "url", "found on", "signals / detail"])
 
 
 COMMANDS = [crawl]

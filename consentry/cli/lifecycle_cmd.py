@@ -12,35 +12,83 @@ from .common import CliContext, emit_json, json_option, local_actor, pass_ctx, t
 
 @click.command("explain")
 @click.argument("url")
+@click.option("--page", "is_page", is_flag=True, help="URL is a page: list the images found on it and the decision "
+              "for each.")
 @json_option
 @pass_ctx
-def explain(ctx: CliContext, url: str, as_json: bool) -> None:
-    """Why an image was or was not indexed: every signal checked, the basis, the decision, the faces.
+def explain(ctx: CliContext, url: str, is_page: bool, as_json: bool) -> None:
+    """Why an image was or was not indexed: at ingest (every signal, the basis, the faces) or at crawl time.
 
-    Example: consentry explain https://photos.example.org/a.jpg
+    Answers for every URL the platform has seen: indexed, refused at ingest, refused at crawl
+    (which signal, which page, when), published but not yet ingested, erased (the receipt), or
+    never seen (exit 1). With --page, the page's own decisions and every image found on it.
+
+    \b
+    Example:
+      consentry explain https://photos.example.org/a.jpg
+      consentry explain --page https://photos.example.org/gallery.html
     """
     from .. import wiring
-    from ..indexer.explain import Explainer
+    from ..core.errors import NotFound
 
-    s = ctx.settings
-    store = wiring.object_store(s)
-    e = Explainer(wiring.provenance(s, store), wiring.audit_log(s, store)).explain(url)
+    explainer = wiring.explainer(ctx.settings)
+    e = explainer.explain_page(url) if is_page else explainer.explain(url)
     if as_json:
         emit_json(e.to_dict())
-        return
-    click.echo(f"url:       {e.url}\npage:      {e.page_url}\nsource:    {e.source_id} (basis: {e.basis})")
-    click.echo(f"fetched:   {e.fetched_at or '-'}  status {e.http_status or '-'}  sha256 {e.sha256 or '-'}")
-    if e.duplicate_of:
-        click.echo(f"duplicate of: {e.duplicate_of}")
-    click.echo(f"decision:  {e.decision.upper()} — {e.reason}")
-    click.echo("signals checked:")
-    table([(sg["name"], sg["scope"], sg["value"], "OPT-OUT" if sg["opt_out"] else "ok") for sg in e.signals],
-          ["signal", "scope", "value", "effect"])
-    click.echo(f"faces indexed: {len(e.faces_indexed)}  {' '.join(f[:12] for f in e.faces_indexed)}")
-    if e.faces_erased:
-        click.echo(f"faces erased:  {len(e.faces_erased)}  {' '.join(f[:12] for f in e.faces_erased)}")
-    for er in e.erasures:
-        click.echo(f"  erased by {er['request_id']} ({er['action']}, {er.get('by') or ''}) at {er['at']}")
+    elif is_page:
+        _show_page(e)
+    else:
+        _show(e)
+    if e.status == "never-seen":
+        raise NotFound(f"{url}: {e.summary}")
+
+
+def _signal_rows(signals: list[dict]) -> list[tuple]:
+    return [(sg["name"], sg["scope"], sg["value"] + (f"; tdm-policy {sg['policy']}" if sg.get("policy") else "")
+             + (f" ({sg['detail']})" if sg.get("detail") else ""), "OPT-OUT" if sg["opt_out"] else "ok")
+            for sg in signals]
+
+
+def _show(e) -> None:  # noqa: ANN001 - an Explanation
+    click.echo(f"url:       {e.url}\nstatus:    {e.status} — {e.summary}")
+    if e.status in ("indexed", "refused-at-ingest"):
+        click.echo(f"page:      {e.page_url}\nsource:    {e.source_id} (basis: {e.basis})")
+        click.echo(f"fetched:   {e.fetched_at or '-'}  status {e.http_status or '-'}  sha256 {e.sha256 or '-'}")
+        if e.duplicate_of:
+            click.echo(f"duplicate of: {e.duplicate_of}")
+        click.echo(f"decision:  {e.decision.upper()} — {e.reason}")
+        click.echo("signals checked:")
+        table(_signal_rows(e.signals), ["signal", "scope", "value", "effect"])
+        click.echo(f"faces indexed: {len(e.faces_indexed)}  {' '.join(f[:12] for f in e.faces_indexed)}")
+        if e.faces_erased:
+            click.echo(f"faces erased:  {len(e.faces_erased)}  {' '.join(f[:12] for f in e.faces_erased)}")
+        for er in e.erasures:
+            click.echo(f"  erased by {er['request_id']} ({er['action']}, {er.get('by') or ''}) at {er['at']}")
+    elif e.signals:
+        click.echo(f"page:      {e.page_url or '-'}\nsource:    {e.source_id}\nsignals:")
+        table(_signal_rows(e.signals), ["signal", "scope", "value", "effect"])
+    if e.erased:
+        click.echo(f"erased:    by {e.erased['request_id']} at {e.erased['at']}")
+    if e.crawl:
+        click.echo("crawl-time decisions:")
+        table([(c["at"][:19], c["job_id"], c["decision"], c["what"], c["reason"], c.get("page_url") or "",
+                "; ".join(f"{s['name']}: {s['value']}" for s in c["signals"]) or c.get("detail", ""))
+               for c in e.crawl], ["at", "job", "decision", "what", "reason", "page", "signals"])
+
+
+def _show_page(p) -> None:  # noqa: ANN001 - a PageExplanation
+    click.echo(f"page:      {p.url}\nstatus:    {p.status} — {p.summary}")
+    for v in p.visits:
+        click.echo(f"  read by {v['job_id']} at {v['at'][:19]}: HTTP {v['http_status']}, {v['decision']} "
+                   f"({v['reason']}), {v['images']} image(s)" + (", nofollow" if v["nofollow"] else ""))
+        for sg in v["signals"]:
+            click.echo(f"    {sg['name']}: {sg['value']}" + ("  OPT-OUT" if sg["opt_out"] else ""))
+    for r in p.refusals:
+        click.echo(f"  refused by {r['job_id']} at {r['at'][:19]}: {r['what']} {r['reason']} ({r['detail']})")
+    if p.images:
+        click.echo("images found on the page:")
+        table([(i["url"], i["status"], i["reason"] or "", i["summary"]) for i in p.images],
+              ["image", "status", "reason", "why"])
 
 
 @click.command("forget")

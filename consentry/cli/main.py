@@ -52,14 +52,15 @@ def _register() -> None:
         doctor_cmd,
         ingest_cmd,
         lifecycle_cmd,
+        optout_cmd,
         search_cmd,
         source_cmd,
         stack_cmd,
         token_cmd,
     )
 
-    for mod in (stack_cmd, source_cmd, crawl_cmd, ingest_cmd, search_cmd, lifecycle_cmd, audit_cmd, doctor_cmd, api_cmd,
-                token_cmd, demo_cmd):
+    for mod in (stack_cmd, source_cmd, crawl_cmd, ingest_cmd, search_cmd, lifecycle_cmd, optout_cmd, audit_cmd,
+                doctor_cmd, api_cmd, token_cmd, demo_cmd):
         for command in mod.COMMANDS:
             cli.add_command(command)
 

@@ -91,7 +91,8 @@ def render_cli() -> str:
            "crawl stopped.\n"]
     for path, cmd in [((), cli), *_commands(cli)]:
         name = " ".join(("consentry", *path))
-        with click.Context(cmd, info_name=name, terminal_width=100, max_content_width=100) as ctx:
+        with click.Context(cmd, info_name=name, terminal_width=100, max_content_width=100,
+                           help_option_names=["-h", "--help"]) as ctx:  # as the CLI itself sets them
             text = cmd.get_help(ctx)
         out += [f"\n## `{name}`\n\n```\n", text.rstrip(), "\n```\n"]
     return "".join(out)

@@ -80,7 +80,8 @@ def add(ctx: CliContext, name: str, match: str, basis: str, evidence: str | None
                    + (" — basis none: no crawl may run for it" if src.basis.value == "none" else ""))
         if receipt is not None:
             click.echo(f"basis withdrawn: erased {receipt.deleted.get('milvus_faces', 0)} faces and "
-                       f"{receipt.deleted.get('provenance_deleted', 0)} provenance records (receipt {receipt.request_id})")
+                       f"{receipt.deleted.get('provenance_deleted', 0)} provenance records "
+                       f"(receipt {receipt.request_id})")
 
 
 def _record_consent_change(ctx: CliContext, old, new):  # noqa: ANN001, ANN202

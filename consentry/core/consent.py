@@ -11,73 +11,131 @@ import fnmatch
 import json
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from .records import Basis, Decision, Signal
 
-#: robots directives that opt an image out of being indexed by us
+#: robots directives that opt an image out of being indexed by us (``none`` = ``noindex, nofollow``);
+#: ``unavailable_after: DATE`` also does once the date has passed. Not opt-outs: ``nofollow`` (links are
+#: not followed), ``noarchive``, ``nocache``, ``nosnippet``, ``notranslate``, ``max-snippet``,
+#: ``max-image-preview``, ``max-video-preview``, ``indexifembedded`` (they limit display, not use).
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex", "none")
 
 #: the order in which reasons are reported when several apply
 REASONS = (
     "basis-none",
     "outside-source",
+    "do-not-train",
     "robots-txt",
+    "robots-txt-ai-crawlers",
+    "ai-txt",
     "noai",
     "noimageai",
     "noindex",
+    "none",
     "noimageindex",
+    "unavailable-after",
     "tdm-reservation",
     "iptc-datamining-prohibited",
+    "c2pa-invalid",
+    "c2pa-training-mining",
     "suppressed",
 )
 
+#: directive names whose value follows a colon (not user-agent scopes)
+_VALUED = ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview")
+_PART = re.compile(r"((?:unavailable_after\s*:\s*)?(?:[a-z]+day,\s*)?[^,]+)", re.I)
 
-def robots_directives(values: Iterable[str], token: str) -> set[str]:
-    """Directives from X-Robots-Tag header values or ``<meta name=robots>`` contents that apply to us.
 
-    Handles ``noai, noimageai``, user-agent scoped forms (``consentry: noai``) and ignores
+def _directives(values: Iterable[str], token: str) -> list[tuple[str, str]]:
+    """(directive, argument) pairs from X-Robots-Tag values or meta contents that apply to us.
+
+    Handles ``noai, noimageai``, user-agent scoped forms (``consentry: noai``), valued directives
+    (``unavailable_after: Friday, 25-Jun-10 15:00:00 PST``, whose date may hold a comma), and ignores
     directives scoped to another user agent (``googlebot: noindex``).
     """
     token = token.lower()
-    out: set[str] = set()
+    out: list[tuple[str, str]] = []
     for raw in values:
         if raw is None:
             continue
         text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
         scope: str | None = None
-        for part in text.split(","):
-            part = part.strip().lower()
-            if not part:
+        for part in _PART.findall(text):
+            part = part.strip()
+            m = re.match(r"^([a-z0-9_.\-]+)\s*:\s*(.*)$", part, re.I)
+            if m and m.group(1).lower() not in _VALUED:
+                scope, part = m.group(1).lower(), m.group(2).strip()
+            if scope not in (None, token, "*", "all") or not part:
                 continue
-            m = re.match(r"^([a-z0-9_.\-]+)\s*:\s*(.*)$", part)
-            if m and m.group(1) not in ("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"):
-                scope, part = m.group(1), m.group(2).strip()
-            if scope not in (None, token, "*", "all"):
-                continue
-            if part:
-                out.add(part.split(":", 1)[0].strip())
+            name, _, arg = part.partition(":")
+            out.append((name.strip().lower(), arg.strip()))
     return out
 
 
-def robots_signal(name: str, values: Iterable[str], token: str, scope: str = "page") -> Signal | None:
+def robots_directives(values: Iterable[str], token: str) -> set[str]:
+    """The names of the robots directives in ``values`` that apply to us."""
+    return {name for name, _ in _directives(values, token)}
+
+
+def _past(date_text: str, now: datetime) -> bool | None:
+    """Is an ``unavailable_after`` date (RFC 822/850 or ISO 8601) past? None when it cannot be read."""
+    try:
+        when = parsedate_to_datetime(date_text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            when = datetime.fromisoformat(date_text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when <= now
+
+
+def robots_signal(name: str, values: Iterable[str], token: str, scope: str = "page",
+                  now: datetime | None = None) -> Signal | None:
     """A Signal for the opt-out directives in ``values`` (None when there is no header/meta at all)."""
     values = [v for v in values if v]
     if not values:
         return None
-    found = sorted(robots_directives(values, token) & set(OPT_OUT_DIRECTIVES))
+    now = now or datetime.now(UTC)
+    found: list[str] = []
+    for directive, arg in _directives(values, token):
+        if directive in OPT_OUT_DIRECTIVES and directive not in found:
+            found.append(directive)
+        elif directive == "unavailable_after" and _past(arg, now):
+            found.append(f"unavailable_after: {arg}")
+    found.sort()
     return Signal(name=name, value=",".join(found) if found else "allowed", opt_out=bool(found), scope=scope)  # type: ignore[arg-type]
 
 
-def tdm_header_signal(value: str | None, scope: str = "page") -> Signal | None:
+def tdm_header_signal(value: str | None, scope: str = "page", policy: str | None = None) -> Signal | None:
+    """The ``tdm-reservation`` header or meta value (with the ``tdm-policy`` URL that came with it, if any)."""
     if value is None:
         return None
     v = str(value).strip()
-    return Signal(name="tdm-reservation", value=v, opt_out=v == "1", scope=scope)  # type: ignore[arg-type]
+    reserved = v == "1"
+    return Signal(name="tdm-reservation", value=v, opt_out=reserved, scope=scope,  # type: ignore[arg-type]
+                  policy=(policy or "").strip() or None if reserved else None)
 
 
-def tdmrep_rules(document: bytes | str) -> list[tuple[str, bool]]:
-    """Parse ``/.well-known/tdmrep.json`` into (location pattern, reserved) pairs.
+def licensed(sig: Signal, basis: Basis, evidence: str | None) -> Signal:
+    """A TDM reservation whose ``tdm-policy`` the source's licence names is not an opt-out for that source.
+
+    It stays a refusal unless the source's basis is ``licence`` and its evidence contains the policy URL.
+    """
+    if not (sig.opt_out and sig.policy and sig.name in ("tdm-reservation", "tdmrep.json")):
+        return sig
+    if basis is Basis.LICENCE and evidence and sig.policy in evidence:
+        return sig.model_copy(update={"opt_out": False,
+                                      "detail": f"licensed: the source's evidence names its tdm-policy ({evidence})"})
+    return sig
+
+
+def tdmrep_rules(document: bytes | str) -> list[tuple[str, bool, str | None]]:
+    """Parse ``/.well-known/tdmrep.json`` into (location pattern, reserved, tdm-policy URL) triples.
 
     Malformed documents raise ValueError; callers decide what that means.
     """
@@ -88,23 +146,35 @@ def tdmrep_rules(document: bytes | str) -> list[tuple[str, bool]]:
     for entry in data:
         if not isinstance(entry, dict) or "location" not in entry:
             raise ValueError("tdmrep.json entries need a location")
-        rules.append((str(entry["location"]), str(entry.get("tdm-reservation", 0)) == "1"))
+        policy = entry.get("tdm-policy")
+        rules.append((str(entry["location"]), str(entry.get("tdm-reservation", 0)) == "1",
+                      str(policy) if policy else None))
     return rules
 
 
-def tdmrep_reserved(rules: list[tuple[str, bool]], url: str) -> bool | None:
-    """Apply tdmrep.json rules to a URL: the longest matching location wins (None if none match)."""
+def tdmrep_match(rules: list[tuple[str, bool, str | None]], url: str) -> tuple[bool, str | None] | None:
+    """Apply tdmrep.json rules to a URL: (reserved, policy) of the longest matching location (None if none match)."""
     path = urlsplit(url).path or "/"
-    best: tuple[int, bool] | None = None
-    for location, reserved in rules:
+    best: tuple[int, bool, str | None] | None = None
+    for location, reserved, policy in rules:
         pattern = location if location.startswith("/") else "/" + location
         if pattern.endswith("$"):
             ok = fnmatch.fnmatchcase(path, pattern[:-1])
         else:
             ok = fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("*") + "*")
         if ok and (best is None or len(location) > best[0]):
-            best = (len(location), reserved)
-    return None if best is None else best[1]
+            best = (len(location), reserved, policy)
+    return None if best is None else (best[1], best[2])
+
+
+def tdmrep_signal(rules: list[tuple[str, bool, str | None]], url: str, scope: str = "page") -> Signal | None:
+    """The tdmrep.json signal for ``url`` (None when no location pattern matches)."""
+    found = tdmrep_match(rules, url)
+    if found is None:
+        return None
+    reserved, policy = found
+    return Signal(name="tdmrep.json", value="1" if reserved else "0", opt_out=reserved, scope=scope,  # type: ignore[arg-type]
+                  policy=policy if reserved else None)
 
 
 _DMI_RE = re.compile(rb"DataMining(?:\s*=\s*[\"']|>\s*|[^>]{0,200}?rdf:resource\s*=\s*[\"'])([^\"'<]+)", re.I)
@@ -139,6 +209,12 @@ def source_match_signal(match: str, page_url: str) -> Signal:
                   scope="source")
 
 
+_REASON_OF = {"tdm-reservation": "tdm-reservation", "tdmrep.json": "tdm-reservation",
+              "iptc-datamining": "iptc-datamining-prohibited", "suppressed": "suppressed",
+              "robots.txt-ai-crawlers": "robots-txt-ai-crawlers", "ai.txt": "ai-txt", "do-not-train": "do-not-train",
+              "c2pa-manifest": "c2pa-invalid", "c2pa-training-mining": "c2pa-training-mining"}
+
+
 def signal_reason(sig: Signal) -> str:
     """The refusal reason an opt-out signal stands for."""
     if sig.name == "basis":
@@ -149,17 +225,11 @@ def signal_reason(sig: Signal) -> str:
         return "robots-txt"
     if sig.name in ("x-robots-tag", "meta-robots"):
         values = [v for v in sig.value.split(",") if v]
-        for r in ("noai", "noimageai", "noindex", "noimageindex"):
+        for r in ("noai", "noimageai", "noindex", "none", "noimageindex"):
             if r in values:
                 return r
-        return "noindex"  # "none"
-    if sig.name in ("tdm-reservation", "tdmrep.json"):
-        return "tdm-reservation"
-    if sig.name == "iptc-datamining":
-        return "iptc-datamining-prohibited"
-    if sig.name == "suppressed":
-        return "suppressed"
-    return sig.name
+        return "unavailable-after"
+    return _REASON_OF.get(sig.name, sig.name)
 
 
 def decide(basis: Basis, signals: Iterable[Signal], suppressed: bool = False) -> tuple[Decision, str]:

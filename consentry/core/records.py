@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -25,7 +25,7 @@ _ID_RE = re.compile(ID_PATTERN)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -130,9 +130,12 @@ class Signal(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str  # robots.txt | x-robots-tag | meta-robots | tdm-reservation | tdmrep.json | iptc-datamining | basis
+    # | ai.txt | robots.txt-ai-crawlers | c2pa-manifest | c2pa-training-mining | do-not-train  (docs/consent.md)
     value: str  # what we saw ("noai", "1", "PROHIBITED", "allowed", "absent", ...)
     opt_out: bool  # does this signal forbid processing?
     scope: Literal["site", "page", "image", "source"] = "page"
+    detail: str | None = None  # for people: who signed a C2PA manifest, which list an entry is on, ...
+    policy: str | None = None  # a TDMRep tdm-policy URL that came with the reservation
 
 
 class Source(Record):

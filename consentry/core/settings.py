@@ -16,11 +16,11 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key (never logged).")
     s3_region: str = Field(default="us-east-1", description="S3 region.")
     s3_bucket: str = Field(default="consentry", description="Bucket for provenance, sources, jobs, audit, receipts.")
-    s3_store_crops: bool = Field(default=False, description="Keep face crops (JPEG) beside provenance.")
+    s3_store_crops: bool = Field(default=True, description="Keep one 112x112 JPEG crop per indexed face beside "
+                                 "provenance, for reviewers (deleted with the face by every erasure and retention path).")
 
     # --- Milvus ---------------------------------------------------------------------------------
     milvus_uri: str = Field(default="http://127.0.0.1:19540", description="Milvus (or milvus-lite server) URI.")
@@ -116,6 +117,17 @@ class Settings(BaseSettings):
     crawl_depth: int = Field(default=3, ge=0, description="Link depth from the seeds unless --depth says otherwise.")
     crawl_retry_times: int = Field(default=3, ge=0, description="Retries of a page that failed transiently.")
     crawl_publish_retries: int = Field(default=5, ge=0, description="Broker retries before a crawl fails loudly.")
+    crawl_honour_ai_crawler_groups: bool = Field(
+        default=True, description="A robots.txt group that names a well-known AI crawler (consentry/core/data/"
+        "ai_crawlers.txt) and disallows a path opts that path out for us too.")
+
+    # --- opt-out signals read from the image (ingest) and the do-not-train registry ------------------
+    ingest_read_c2pa: bool = Field(
+        default=True, description="Read each fetched image's C2PA manifest (only the manifest) and honour its "
+        "training-mining assertion; an unreadable or invalid manifest refuses the image.")
+    optout_phash_distance: int = Field(
+        default=6, ge=0, le=32, description="A do-not-train list's perceptual hash matches an image within this "
+        "many bits (of 64).")
 
     # --- fetch / validate -------------------------------------------------------------------------
     allow_private_networks: bool = Field(default=False, description="Allow loopback/private/link-local targets (tests, demo).")
@@ -159,6 +171,14 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest photo the API accepts.")
     api_max_top_k: int = Field(default=100, ge=1, description="Largest top_k a search may ask for.")
     api_rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per token.")
+    api_console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="Lifetime of a web "
+                                             "console sign-in (the session cookie's Max-Age).")
+    api_console_secure_cookie: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Mark the console's session cookie Secure: auto does so when the request came "
+        "over https; always suits a TLS-terminating proxy in front of the API.")
+    api_ingest_metrics_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="The ingest drivers' /metrics URLs (`consentry ingest run --http-port`), "
+        "read by the console's operations page; comma-separated in the environment.")
 
     # --- local stack --------------------------------------------------------------------------------
     stack_milvus: Literal["embedded", "server"] = Field(default="embedded", description="Milvus the local stack runs.")
@@ -175,6 +195,16 @@ class Settings(BaseSettings):
     def _prefix(cls, v: str) -> str:
         if any(c.isspace() for c in v):
             raise ValueError("topic prefix must not contain spaces")
+        return v
+
+    @field_validator("api_ingest_metrics_urls", mode="before")
+    @classmethod
+    def _urls(cls, v: Any) -> Any:
+        if isinstance(v, str):  # comma-separated, or a JSON list (as the crawl launcher passes settings on)
+            v = json.loads(v) if v.strip().startswith("[") else [u.strip() for u in v.split(",") if u.strip()]
+        for u in v or []:
+            if urlparse(str(u)).scheme not in ("http", "https"):
+                raise ValueError(f"{u!r} is not an http(s) URL")
         return v
 
     @model_validator(mode="after")

@@ -7,21 +7,28 @@
     progress.json      live counters, rewritten twice a second
     published.keys     Kafka keys the broker acknowledged, one per line (never re-published)
     unpublished.jsonl  candidates a failed broker never acknowledged (published first on resume)
-    refusals.jsonl     every refusal: url, kind, reason, detail
+    records.pending.jsonl  crawl-log lines the object store never took (stored first on resume)
     crawl.log          the crawl process's log
+
+Refusals and page visits are not kept here: they go to the crawl log in the object store
+(``catalog.crawllog``), which outlives this directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..core.records import check_id
 
-RUN_MODULE = "consentry.crawler.run"
+#: the module a crawl process runs (``python -m RUN_MODULE JOB_ID``); it builds its runner through the wiring
+RUN_MODULE = "consentry.cli.crawl_process"
+#: signals that stop a crawl gracefully; blocked while a crawl process starts (see the run module)
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class JobDir:
@@ -34,7 +41,7 @@ class JobDir:
     progress_file = property(lambda self: self.path / "progress.json")
     published_file = property(lambda self: self.path / "published.keys")
     unpublished_file = property(lambda self: self.path / "unpublished.jsonl")
-    refusals_file = property(lambda self: self.path / "refusals.jsonl")
+    records_pending_file = property(lambda self: self.path / "records.pending.jsonl")
     log_file = property(lambda self: self.path / "crawl.log")
 
     def create(self) -> JobDir:

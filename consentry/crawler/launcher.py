@@ -1,6 +1,6 @@
 """CrawlLauncher: crawl jobs seen from the CLI — plan, start (foreground or detached), watch, stop, resume.
 
-Each run is a separate ``python -m consentry.crawler.run JOB_ID`` process (a fresh Twisted
+Each run is a separate ``python -m consentry.cli.crawl_process JOB_ID`` process (a fresh Twisted
 reactor each time) in its own session, logging to the job dir; it gets the launcher's exact
 settings through ``CONSENTRY_*`` environment variables. ``stop`` sends SIGINT to the pid in the
 job dir: Scrapy stops gracefully, the JOBDIR keeps what is left, and ``resume`` carries on.
@@ -23,12 +23,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from ..catalog import JobStore, SourceRegistry
-from ..clients.objectstore import ObjectStore, S3Config, S3ObjectStore
+from ..clients.objectstore import ObjectStore
 from ..core.errors import ConfigError, ConsentryError, DependencyError
 from ..core.records import CrawlJob, JobState, utcnow
 from ..core.settings import ENV_PREFIX, Settings
-from .jobdir import RUN_MODULE, JobDir
-from .run import STOP_SIGNALS
+from .jobdir import RUN_MODULE, STOP_SIGNALS, JobDir
 from .runner import EXIT_UNAVAILABLE, CrawlRunner
 
 #: job-file keys (YAML) and the CrawlJob fields they set
@@ -83,9 +82,11 @@ class JobView:
 
 
 class CrawlLauncher:
-    def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
+    """Built by ``consentry.wiring.crawl_launcher`` (the store is the system of record the jobs live in)."""
+
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
-        self.store = store or S3ObjectStore(S3Config.from_settings(settings))
+        self.store = store
         self.jobs = JobStore(self.store)
         self.sources = SourceRegistry(self.store)
 

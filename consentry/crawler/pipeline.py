@@ -21,7 +21,7 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 
-from ..clients.broker import KafkaBroker, KafkaConfig, KafkaProducerAdapter, Producer
+from ..clients.broker import Producer
 from ..core.errors import BrokerError, DependencyError
 from ..core.records import ImageCandidate
 from ..core.retry import RetryPolicy
@@ -66,8 +66,8 @@ class KafkaPublishPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> KafkaPublishPipeline:
+        """``CONSENTRY_PRODUCER_FACTORY`` (from the wiring) connects to the broker and returns a Producer."""
         s = crawler.settings
-        cfg: KafkaConfig = s["CONSENTRY_KAFKA_CONFIG"]
         published = s.get("CONSENTRY_PUBLISHED_FILE")
         unpublished = s.get("CONSENTRY_UNPUBLISHED_FILE")
 
@@ -76,23 +76,16 @@ class KafkaPublishPipeline:
             if crawler.engine is not None and crawler.engine.spider is not None:
                 deferred_from_coro(crawler.engine.close_spider_async(reason=CLOSE_REASON_BROKER))
 
-        broker = KafkaBroker(cfg)
-
-        def connect() -> Producer:
-            if not broker.ping():  # fails in milliseconds; the producer's own bootstrap waits 30 s
-                raise BrokerError(f"Kafka at {cfg.bootstrap} does not answer")
-            return KafkaProducerAdapter(cfg, max_block_s=s.getfloat("CONSENTRY_PUBLISH_TIMEOUT_SECONDS", 30.0))
-
-        return cls(producer_factory=connect,
+        return cls(producer_factory=s["CONSENTRY_PRODUCER_FACTORY"],
                    topic=s.get("CONSENTRY_TOPIC_IMAGES"),
                    retry=RetryPolicy(attempts=s.getint("CONSENTRY_PUBLISH_RETRIES") + 1,
-                                     base_delay_s=s.getfloat("RETRY_BACKOFF_BASE", 0.5),
-                                     max_delay_s=s.getfloat("RETRY_BACKOFF_MAX", 10.0)),
+                                     base_delay_s=s.getfloat("RETRY_BACKOFF_BASE"),
+                                     max_delay_s=s.getfloat("RETRY_BACKOFF_MAX")),
                    published=PublishedKeys(Path(published) if published else None),
                    unpublished_file=Path(unpublished) if unpublished else None, stats=crawler.stats,
-                   batch_size=s.getint("CONSENTRY_PUBLISH_BATCH", 100),
-                   flush_interval_s=s.getfloat("CONSENTRY_PUBLISH_INTERVAL", 0.5),
-                   flush_timeout_s=s.getfloat("CONSENTRY_PUBLISH_TIMEOUT_SECONDS", 30.0), on_failure=fail)
+                   batch_size=s.getint("CONSENTRY_PUBLISH_BATCH"),
+                   flush_interval_s=s.getfloat("CONSENTRY_PUBLISH_INTERVAL"),
+                   flush_timeout_s=s.getfloat("CONSENTRY_PUBLISH_TIMEOUT_SECONDS"), on_failure=fail)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def open_spider(self) -> None:
@@ -117,7 +110,7 @@ class KafkaPublishPipeline:
             if self.producer is not None:
                 try:
                     await self._in_thread(self.producer.close)
-                except Exception as exc:  # closing is best effort; what matters was recorded above
+                except Exception as exc:  # noqa: BLE001 - closing is best effort; what matters was recorded above
                     log.warning("closing the Kafka producer: %s", exc)
 
     async def process_item(self, item: Any) -> Any:

@@ -35,6 +35,7 @@ COUNTERS = {
     "refused_pages": "crawler/refused_pages",
     "refused_requests": "crawler/refused_requests",
     "refused_images": "crawler/refused_images",
+    "refused_links": "crawler/refused_links",
     "requests": "downloader/request_count",
     "errors": "log_count/ERROR",
 }
@@ -84,7 +85,7 @@ class JobProgress:
         home, job_id = s.get("CONSENTRY_HOME"), s.get("CONSENTRY_JOB_ID")
         ext = cls(crawler.stats, JobDir(Path(home), job_id) if home and job_id else None,
                   s.get("CONSENTRY_PROGRESS_SINK"), s.getdict("CONSENTRY_BASELINE_STATS"),
-                  s.getdict("CONSENTRY_BASELINE_REFUSALS"), s.getfloat("CONSENTRY_PROGRESS_INTERVAL", 0.5))
+                  s.getdict("CONSENTRY_BASELINE_REFUSALS"), s.getfloat("CONSENTRY_PROGRESS_INTERVAL"))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext

@@ -1,8 +1,10 @@
-"""CrawlRunner: the crawler stage's entry class. Wires spider, middlewares and pipeline from Settings.
+"""CrawlRunner: the crawler stage's entry class. Turns a job and Settings into a Scrapy crawl and runs it.
 
 It runs one job in the current process (Scrapy's reactor cannot restart, so the CLI runs each
-crawl in a fresh ``python -m consentry.crawler.run JOB_ID`` process; see ``launcher``), keeps
+crawl in a fresh ``python -m consentry.cli.crawl_process JOB_ID`` process; see ``launcher``), keeps
 the job's state in the JobStore (running → finished | stopped | failed) and returns an exit code.
+Its clients (the object store, the Kafka producer factory) arrive built, from ``consentry.wiring``;
+Scrapy-setting defaults come from ``default_settings``.
 """
 
 from __future__ import annotations
@@ -14,63 +16,41 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..catalog import JobStore, SourceRegistry
-from ..clients.broker import KafkaConfig
-from ..clients.objectstore import ObjectStore, S3Config, S3ObjectStore
+from ..catalog.crawllog import CrawlLog
+from ..catalog.optouts import OptOutRegistry
+from ..clients.broker import Producer
+from ..clients.objectstore import ObjectStore
 from ..core.errors import BrokerError, ConsentryError
 from ..core.records import Basis, CrawlJob, JobState, Source
 from ..core.settings import Settings
+from . import default_settings as defaults
 from .jobdir import JobDir
 from .pipeline import CLOSE_REASON_BROKER
 from .progress import job_counters
+from .record import UNSTORED
 from .urls import in_scope, normalize_url
 
 log = logging.getLogger("consentry.crawler.runner")
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_STOPPED = 0, 1, 4, 130
 
-_P = "consentry.crawler."
-#: our components, in their places among Scrapy's (see middlewares/__init__.py)
-DOWNLOADER_MIDDLEWARES = {
-    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,  # replaced: RFC 9309 status rules
-    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,  # replaced: backoff
-    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,  # never through proxies
-    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # scope is ours
-    _P + "middlewares.netpolicy.NetworkPolicyMiddleware": 40,
-    _P + "middlewares.scope.SourceScopeMiddleware": 45,
-    _P + "middlewares.robotstxt.RobotsTxtMiddleware": 100,
-    _P + "middlewares.tdmrep.TdmRepMiddleware": 110,
-    _P + "middlewares.robotstags.RobotsTagsMiddleware": 120,
-    _P + "middlewares.retry.BackoffRetryMiddleware": 550,
-}
-SPIDER_MIDDLEWARES = {_P + "middlewares.consentgate.ConsentGateMiddleware": 950}
-ITEM_PIPELINES = {_P + "pipeline.KafkaPublishPipeline": 300}
-EXTENSIONS = {
-    "scrapy.extensions.throttle.AutoThrottle": None,
-    "scrapy.extensions.telnet.TelnetConsole": None,
-    "scrapy.extensions.remote_control.RemoteControl": None,
-    _P + "throttle.PoliteThrottle": 0,
-    _P + "progress.JobProgress": 0,
-}
-
-
 def politeness_settings(settings: Settings, job: CrawlJob) -> dict[str, Any]:
     """The Scrapy settings of an honest, polite crawl (shared with the bare-Scrapy benchmark)."""
     delay = max(job.download_delay, 0.001)  # >0 keeps per-domain concurrency enforced (Scrapy >= 2.14)
     conc = job.concurrency_per_domain
+    fixed = ("BOT_NAME", "ROBOTSTXT_OBEY", "ROBOTSTXT_PARSER", "AUTOTHROTTLE_MAX_DELAY", "RETRY_ENABLED",
+             "COOKIES_ENABLED", "HTTPPROXY_ENABLED", "TELNETCONSOLE_ENABLED", "REMOTE_CONTROL_ENABLED",
+             "DEPTH_PRIORITY", "SCHEDULER_DISK_QUEUE", "SCHEDULER_MEMORY_QUEUE")
     return {
-        "BOT_NAME": "consentry",
+        **{name: getattr(defaults, name) for name in fixed},
         "USER_AGENT": settings.user_agent,
-        "ROBOTSTXT_OBEY": True,
         "ROBOTSTXT_USER_AGENT": settings.crawl_robots_token,
-        "ROBOTSTXT_PARSER": "scrapy.robotstxt.ProtegoRobotParser",
         "CONCURRENT_REQUESTS": max(16, conc),
         "CONCURRENT_REQUESTS_PER_DOMAIN": conc,
         "DOWNLOAD_DELAY": delay,
         "AUTOTHROTTLE_ENABLED": settings.crawl_autothrottle,
         "AUTOTHROTTLE_START_DELAY": delay,
-        "AUTOTHROTTLE_MAX_DELAY": 60.0,
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(conc),
-        "RETRY_ENABLED": True,
         "RETRY_TIMES": settings.crawl_retry_times,
         "RETRY_BACKOFF_BASE": settings.retry_base_delay_s,
         "RETRY_BACKOFF_MAX": settings.retry_max_delay_s,
@@ -78,13 +58,6 @@ def politeness_settings(settings: Settings, job: CrawlJob) -> dict[str, Any]:
         "DOWNLOAD_WARNSIZE": settings.crawl_max_page_bytes // 2,
         "DOWNLOAD_TIMEOUT": settings.fetch_timeout_s,
         "REDIRECT_MAX_TIMES": settings.fetch_max_redirects,
-        "COOKIES_ENABLED": False,
-        "HTTPPROXY_ENABLED": False,
-        "TELNETCONSOLE_ENABLED": False,
-        "REMOTE_CONTROL_ENABLED": False,  # Scrapy >= 2.19 serves a code-running HTTP endpoint by default
-        "DEPTH_PRIORITY": 1,  # breadth first: a page budget covers the site's top levels first
-        "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
-        "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
         "LOG_LEVEL": settings.log_level,
     }
 
@@ -97,13 +70,17 @@ class _Outcome:
 
 
 class CrawlRunner:
-    def __init__(self, settings: Settings, store: ObjectStore | None = None,
+    """``producer_factory`` connects to Kafka (in the crawl's reactor thread pool) and returns a Producer."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, producer_factory: Callable[[], Producer],
                  stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.settings = settings
         self.stop_requested = stop_requested  # a stop asked for before Scrapy's own signal handlers were in place
-        self.store = store or S3ObjectStore(S3Config.from_settings(settings))
-        self.jobs = JobStore(self.store)
-        self.sources = SourceRegistry(self.store)
+        self.store = store
+        self.producer_factory = producer_factory
+        self.jobs = JobStore(store)
+        self.sources = SourceRegistry(store)
+        self.crawl_log = CrawlLog(store)
         self._outcome = _Outcome()
         self._early_stop_sent = False
 
@@ -128,31 +105,32 @@ class CrawlRunner:
 
     # --- Scrapy settings -------------------------------------------------------------------------
     def scrapy_settings(self, job: CrawlJob, source: Source, jobdir: JobDir) -> dict[str, Any]:
+        """The job's values, set over ``default_settings`` (clients travel as factories: Scrapy copies settings)."""
         s = self.settings
+        log_store = self.crawl_log
         out = politeness_settings(s, job)
         out.update({
             "JOBDIR": str(jobdir.scrapy_dir),
-            "TWISTED_DNS_RESOLVER": _P + "resolver.PolicyResolver",  # connections only to checked addresses
-            "DOWNLOADER_MIDDLEWARES": DOWNLOADER_MIDDLEWARES,
-            "SPIDER_MIDDLEWARES": SPIDER_MIDDLEWARES,
-            "ITEM_PIPELINES": ITEM_PIPELINES,
-            "EXTENSIONS": EXTENSIONS,
             "CONSENTRY_HOME": str(s.home),
             "CONSENTRY_JOB_ID": job.id,
             "CONSENTRY_SOURCE_ID": source.id,
             "CONSENTRY_SOURCE_BASIS": source.basis.value,
+            "CONSENTRY_SOURCE_EVIDENCE": source.evidence,
+            "CONSENTRY_HONOUR_AI_CRAWLER_GROUPS": s.crawl_honour_ai_crawler_groups,
+            "CONSENTRY_OPTOUT_ENTRIES": OptOutRegistry(self.store).index().url_entries(),
             "CONSENTRY_SEEDS": list(job.seeds),
             "CONSENTRY_ALLOWED": list(job.allowed or [source.match]),
             "CONSENTRY_MAX_PAGES": job.max_pages,
             "CONSENTRY_DEPTH": job.depth,
             "CONSENTRY_ALLOW_PRIVATE_NETWORKS": s.allow_private_networks,
-            "CONSENTRY_KAFKA_CONFIG": KafkaConfig.from_settings(s),
+            "CONSENTRY_PRODUCER_FACTORY": self.producer_factory,
+            "CONSENTRY_CRAWL_LOG": lambda: log_store,
             "CONSENTRY_TOPIC_IMAGES": s.topic_images,
             "CONSENTRY_PUBLISH_RETRIES": s.crawl_publish_retries,
             "CONSENTRY_PUBLISH_TIMEOUT_SECONDS": s.kafka_request_timeout_ms / 1000,  # per send/flush attempt
             "CONSENTRY_PUBLISHED_FILE": str(jobdir.published_file),
             "CONSENTRY_UNPUBLISHED_FILE": str(jobdir.unpublished_file),
-            "CONSENTRY_REFUSALS_FILE": str(jobdir.refusals_file),
+            "CONSENTRY_RECORDS_PENDING_FILE": str(jobdir.records_pending_file),
             "CONSENTRY_BASELINE_STATS": dict(job.stats),
             "CONSENTRY_BASELINE_REFUSALS": dict(job.refusals),
             "CONSENTRY_PROGRESS_SINK": self._progress_sink(job),
@@ -198,7 +176,10 @@ class CrawlRunner:
 
         from .spider import ImageSpider
 
-        process = CrawlerProcess(ScrapySettings(self.scrapy_settings(job, source, jobdir)), install_root_handler=False)
+        scrapy_settings = ScrapySettings()
+        scrapy_settings.setmodule(defaults, priority="project")
+        scrapy_settings.setdict(self.scrapy_settings(job, source, jobdir), priority="project")
+        process = CrawlerProcess(scrapy_settings, install_root_handler=False)
         logging.getLogger("scrapy").setLevel(self.settings.log_level.upper())  # Scrapy sets its loggers to DEBUG
         crawler = process.create_crawler(ImageSpider)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
@@ -209,8 +190,8 @@ class CrawlRunner:
         early_stop = LoopingCall(self._stop_if_requested, process, crawler)
         early_stop.start(0.1, now=False)
         process.start()
-        if self._outcome.stats is None:
-            self._outcome.stats = dict(crawler.stats.get_stats() or {})
+        # the final figures, including what spider_closed handlers (the crawl log's last store) added
+        self._outcome.stats = dict(crawler.stats.get_stats() or {}) or self._outcome.stats
 
     def _stop_if_requested(self, process: Any, crawler: Any) -> None:
         """Honour a stop that came before Scrapy's signal handlers, once the engine can stop gracefully."""
@@ -237,10 +218,15 @@ class CrawlRunner:
         stats = out.stats or {}
         counters, refusals = job_counters(stats, job.stats, job.refusals)
         broker_failed = out.reason == CLOSE_REASON_BROKER or bool(stats.get("crawler/publish_failures"))
+        unstored = int(stats.get(UNSTORED) or 0)
         if broker_failed:
             state, code = JobState.FAILED, EXIT_UNAVAILABLE
             error = (f"broker unavailable, candidates kept for `consentry crawl resume {job.id}`: "
                      f"{out.error or stats.get('crawler/failure')}")
+        elif unstored:
+            state, code = JobState.FAILED, EXIT_UNAVAILABLE
+            error = (f"object store unavailable: {unstored} crawl records (refusals, pages) kept in the job dir "
+                     f"for `consentry crawl resume {job.id}`")
         elif out.reason == "finished" and not out.error:
             state, code, error = JobState.FINISHED, EXIT_OK, None
         elif out.reason == "shutdown" and not out.error:

@@ -1,7 +1,8 @@
 """The spider: follows in-scope links breadth-first within depth and page limits, and yields every image it sees.
 
-Its bookkeeping (pages claimed, image URLs seen) lives in ``spider.state``, which Scrapy keeps in
-the JOBDIR, so a resumed job neither re-claims pages nor recounts images.
+Its bookkeeping (pages claimed, image URLs seen, out-of-scope links refused) lives in ``spider.state``,
+which Scrapy keeps in the JOBDIR, so a resumed job neither re-claims pages nor recounts images.
+A link outside the job's scope is refused (``out-of-scope``, once per URL) and recorded with its page.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from scrapy.http import HtmlResponse
 
 from .extract import FoundImage, extract_page
 from .middlewares import NOFOLLOW_META
+from .refusals import Refusals
+from .shared import shared
 from .urls import in_scope, normalize_url
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ class ImageSpider(scrapy.Spider):
         st = self.state
         st.setdefault("pages", set())
         st.setdefault("images", set())
+        st.setdefault("links_out", set())
         return st
 
     def claim_page(self, url: str) -> bool:
@@ -67,6 +71,15 @@ class ImageSpider(scrapy.Spider):
             return False
         images.add(image_url)
         return True
+
+    def refuse_link(self, link: str, page_url: str) -> None:
+        """A link outside the job's scope: counted and recorded once per URL, never followed."""
+        self.crawler.stats.inc_value("crawler/links_out_of_scope")
+        seen = self._state["links_out"]
+        if link not in seen:
+            seen.add(link)
+            shared(self.crawler, Refusals).refuse("out-of-scope", link, "link", "link outside the job's allowed "
+                                                  "hosts/prefixes (not followed)", page_url=page_url)
 
     # --- crawling ------------------------------------------------------------------------------
     async def start(self) -> AsyncIterator[scrapy.Request]:
@@ -93,7 +106,7 @@ class ImageSpider(scrapy.Spider):
             return
         for link in page.links:
             if not in_scope(link, self.allowed):
-                stats.inc_value("crawler/links_out_of_scope")
+                self.refuse_link(link, page.url)
             elif self.claim_page(link):
                 yield scrapy.Request(link, callback=self.parse)
 

@@ -9,7 +9,7 @@ onnxruntime and insightface are imported only when a model is loaded.
 """
 
 from .loader import load_model
-from .packs import PACKS, fetch_yunet_sface
+from .packs import PACKS, fetch_yunet_sface, pack_licence
 from .types import DetectedFace, FaceModel, ModelConfig
 
-__all__ = ["PACKS", "DetectedFace", "FaceModel", "ModelConfig", "fetch_yunet_sface", "load_model"]
+__all__ = ["PACKS", "DetectedFace", "FaceModel", "ModelConfig", "fetch_yunet_sface", "load_model", "pack_licence"]

@@ -32,6 +32,18 @@ PACKS: dict[str, tuple[str, str]] = {
     "yunet_sface": (YUNET_FILE, SFACE_FILE),
 }
 
+#: pack name -> the licence of its weights: what an operator must check before using a pack
+LICENCES: dict[str, str] = {
+    "buffalo_s": "InsightFace pretrained weights: non-commercial research use only",
+    "buffalo_l": "InsightFace pretrained weights: non-commercial research use only",
+    "yunet_sface": "YuNet MIT + SFace Apache-2.0: commercial use allowed",
+}
+
+
+def pack_licence(pack: str) -> str:
+    """The licence of a pack's weights, as far as Consentry knows it."""
+    return LICENCES.get(pack, "unknown (a custom pack): check the licence of its weights")
+
 
 def models_cache() -> Path:
     base = os.environ.get("CONSENTRY_MODELS_CACHE") or os.path.join(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import ProvenanceStore, Tombstones
+from ..catalog.crawllog import CrawlLog
 from ..clients.objectstore import ObjectStore, get_json, put_json
 from ..core.errors import NoFaceFound, NotFound, ObjectNotFound
 from ..core.records import ErasureEvent, check_id, url_key
@@ -239,6 +240,8 @@ class Eraser:
                        actor=actor, requested_at=_now_iso())
 
     def _finish(self, r: Receipt, event: ErasureEvent) -> Receipt:
+        if r.by != "photo":  # the crawl-time records (refusals, pages read) that name the erased source, job or URL
+            r.deleted["crawl_log_objects"] = CrawlLog(self.store).delete_for(**{r.by: r.target})
         r.completed_at = _now_iso()
         put_json(self.store, f"{RECEIPTS}{r.request_id}.json", r.to_dict())
         self.audit.append("erasure", r.actor, request_id=r.request_id, by=r.by, target=r.target,

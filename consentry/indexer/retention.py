@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..catalog import ProvenanceStore
+from ..catalog.crawllog import CrawlLog
 from .audit import AuditLog
 from .erasure import FaceRemover
 from ..faceindex import FaceIndex
@@ -83,6 +84,9 @@ class RetentionSweeper:
                 for name, v in counts.items():
                     rep.deleted[name] = rep.deleted.get(name, 0) + v
         rep.remaining_expired = sum(self.index.count(**sel) for sel in selections)
+        # crawl-time records (refusals, pages read) past their source's retention
+        rep.deleted["crawl_log_objects"] = CrawlLog(self.remover.provenance.store).expire(self.source_retention_days,
+                                                                                         now=now)
         self.audit.append("retention-sweep", actor, run_id=rep.run_id, as_of=rep.as_of,
                           expired_faces=rep.expired_faces, past_source_retention=rep.past_source_retention,
                           deleted=rep.deleted)

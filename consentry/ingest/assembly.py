@@ -4,6 +4,7 @@ The composition root (``consentry.wiring.ingest_worker``) passes the real client
 
 from __future__ import annotations
 
+from ..catalog.optouts import CachedOptOuts, ImageOptOutCheck, OptOutRegistry
 from ..catalog.provenance import ProvenanceStore
 from ..catalog.sources import SourceRegistry
 from ..catalog.tombstones import Tombstones
@@ -16,6 +17,7 @@ from ..faces import FaceModel
 from .budget import InFlightBytes
 from .config import IngestConfig
 from .deadletter import DeadLetterSink
+from .decide import AFTER_BYTES, ConsentChecks, ImageOptOuts
 from .dedup import Deduper
 from .embed import FaceStage
 from .fetch import Fetcher
@@ -33,9 +35,11 @@ def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: Vec
     provenance = ProvenanceStore(store)
     stats = IngestStats()
     budget = InFlightBytes(cfg.max_in_flight_bytes)
+    optouts = ImageOptOutCheck(CachedOptOuts(OptOutRegistry(store), cfg.optout_phash_distance), cfg.read_c2pa)
+    checks = ConsentChecks(after_bytes=(*AFTER_BYTES, ImageOptOuts(optouts)))
     preparer = Preparer(SourceCache(SourceRegistry(store)), Fetcher(cfg.fetch, cfg.retry, resolver, transport),
                         Deduper(provenance), cfg.retry, stats, model.model_id, cfg.max_pixels, cfg.min_side,
-                        cfg.retention_max_days, budget=budget)
+                        cfg.retention_max_days, checks=checks, budget=budget)
     faces = FaceStage(model, index, cfg.suppression_threshold, cfg.retry, cfg.retention_max_days,
                       store_crops=cfg.store_crops, batch=cfg.embed_batch, budget=budget)
     writer = Writer(index, provenance, store, DeadLetterSink(broker.producer, cfg.topic_dlq, cfg.retry), cfg.retry,

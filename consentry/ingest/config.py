@@ -44,6 +44,8 @@ class IngestConfig:
     max_in_flight: int = 3  # batches between poll and commit (prepare ‖ faces ‖ write)
     max_in_flight_bytes: int = 512 * 1024 * 1024  # image bytes + pixels held by those batches
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    read_c2pa: bool = True  # the C2PA training-mining assertion (issue 17)
+    optout_phash_distance: int = 6  # do-not-train lists: perceptual-hash match distance (issue 17)
 
     @classmethod
     def from_settings(cls, s) -> IngestConfig:  # noqa: ANN001 - Settings
@@ -53,4 +55,5 @@ class IngestConfig:
                    store_crops=s.s3_store_crops, max_poll_records=s.kafka_max_poll_records,
                    fetch_concurrency=s.ingest_prepare_threads, write_concurrency=s.ingest_write_threads,
                    max_in_flight=s.ingest_max_in_flight_batches, max_in_flight_bytes=s.ingest_max_in_flight_bytes,
-                   retry=RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s))
+                   retry=RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s),
+                   read_c2pa=s.ingest_read_c2pa, optout_phash_distance=s.optout_phash_distance)

@@ -10,9 +10,10 @@ policy that turns signals into a decision is :func:`consentry.core.consent.decid
 2. **After the response headers** (a refusal here means the bytes are never decoded):
    ``X-Robots-Tag`` and ``tdm-reservation`` on the image response.
 3. **After the bytes** (decoded, fingerprinted; before any face is detected):
-   IPTC ``plus:DataMining`` in the file's XMP. The fetched bytes, pixels and fingerprint are all
-   in the evidence: a new signal (a C2PA training-mining assertion, a do-not-train registry
-   matched by sha256 or perceptual hash) is one more function in :data:`AFTER_BYTES`.
+   IPTC ``plus:DataMining`` in the file's XMP, then the C2PA training-mining assertion and the
+   do-not-train lists matched by URL, sha256 or perceptual hash (:class:`ImageOptOuts`, added by
+   the assembly). The fetched bytes, pixels and fingerprint are all in the evidence: a new signal
+   is one more function in the list of its decision point.
 4. **After the faces**: the suppression list, face by face (:func:`after_suppression`).
 
 Every signal checked is kept, in order, for the provenance record and ``consentry explain``.
@@ -54,6 +55,20 @@ def image_response_headers(e: Evidence) -> list[Signal]:
 # --------------------------------------------------------------------- 3. after the bytes
 def iptc_data_mining(e: Evidence) -> list[Signal]:
     return [iptc_signal(e.image.xmp if e.image is not None else None)]
+
+
+@dataclass(frozen=True)
+class ImageOptOuts:
+    """The image's own opt-outs, from its bytes and hashes — the C2PA training-mining assertion and the
+    do-not-train lists (``check`` is ``catalog.optouts.ImageOptOutCheck``, issue 17) — as one check."""
+
+    check: Callable[..., Sequence[Signal]]
+
+    def __call__(self, e: Evidence) -> Sequence[Signal]:
+        assert e.response is not None and e.fingerprint is not None and e.source is not None
+        c = e.candidate
+        return self.check(c.url, c.page_url, e.body, e.response.format, e.fingerprint.sha256, e.fingerprint.phash,
+                          e.source.basis)
 
 
 BEFORE_FETCH: tuple[Check, ...] = (source_basis, page_inside_source, page_signals)

@@ -23,7 +23,7 @@ from ..core.records import Decision, Face, FaceRef, utcnow
 from ..core.retry import RetryPolicy
 from ..faceindex import FaceIndex
 from ..faces import DetectedFace, FaceModel
-from ..imaging import encode_jpeg
+from ..imaging import face_crop_jpeg
 from .budget import InFlightBytes
 from .deadletter import dead_letter
 from .decide import after_suppression
@@ -34,11 +34,8 @@ log = logging.getLogger("consentry.ingest.embed")
 
 
 def crop_jpeg(rgb: np.ndarray, bbox: Sequence[float]) -> bytes:
-    """The stored crop of one face: the face box of the decoded RGB image, as JPEG."""
-    h, w = rgb.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in bbox)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
-    return encode_jpeg(rgb[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)])
+    """The stored crop of one face: a 112x112 JPEG of its box with a small margin."""
+    return face_crop_jpeg(rgb, bbox)
 
 
 @dataclass(frozen=True)

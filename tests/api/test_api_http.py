@@ -2,6 +2,7 @@
 
 import io
 import socket
+from unittest.mock import ANY
 
 import numpy as np
 
@@ -29,11 +30,14 @@ def _ids(api, *names):
 
 
 def test_health_readiness_docs_and_openapi(api):
-    from schemathesis.specs.openapi.definitions import OPENAPI_31
     import jsonschema
+    from schemathesis.specs.openapi.definitions import OPENAPI_31
 
     with api.client() as c:
-        assert c.get("/healthz").json() == {"status": "ok"}
+        pack = api.settings.model_pack
+        assert c.get("/healthz").json() == {"status": "ok", "model_pack": pack,
+                                            "model_licence": "InsightFace pretrained weights: non-commercial "
+                                                             "research use only" if pack == "buffalo_s" else ANY}
         r = c.get("/readyz")
         assert r.status_code == 200 and r.json()["ready"] is True
         assert set(r.json()["checks"]) == {"milvus", "s3"}

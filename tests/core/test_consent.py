@@ -1,5 +1,13 @@
-from consentry.core.consent import (decide, iptc_signal, matches_source, robots_directives, robots_signal,
-                                    tdm_header_signal, tdmrep_reserved, tdmrep_rules)
+from consentry.core.consent import (
+    decide,
+    iptc_signal,
+    matches_source,
+    robots_directives,
+    robots_signal,
+    tdm_header_signal,
+    tdmrep_match,
+    tdmrep_rules,
+)
 from consentry.core.records import Basis, Decision, Signal
 
 
@@ -24,11 +32,12 @@ def test_tdm_header_and_rules():
     assert tdm_header_signal("1").opt_out
     assert not tdm_header_signal("0").opt_out
     rules = tdmrep_rules('[{"location": "/private/*", "tdm-reservation": 1},'
-                         ' {"location": "/private/open/*", "tdm-reservation": 0}, {"location": "/*", "tdm-reservation": 0}]')
-    assert tdmrep_reserved(rules, "https://x.org/private/a.html") is True
-    assert tdmrep_reserved(rules, "https://x.org/private/open/a.html") is False
-    assert tdmrep_reserved(rules, "https://x.org/public/a.html") is False
-    assert tdmrep_reserved([], "https://x.org/") is None
+                         ' {"location": "/private/open/*", "tdm-reservation": 0},'
+                         ' {"location": "/*", "tdm-reservation": 0}]')
+    assert tdmrep_match(rules, "https://x.org/private/a.html") == (True, None)
+    assert tdmrep_match(rules, "https://x.org/private/open/a.html") == (False, None)
+    assert tdmrep_match(rules, "https://x.org/public/a.html") == (False, None)
+    assert tdmrep_match([], "https://x.org/") is None
 
 
 def test_iptc_datamining_from_xmp():

@@ -3,8 +3,19 @@ import json
 import pytest
 
 from consentry.core.errors import RecordError
-from consentry.core.records import (SCHEMA_VERSION, Basis, CrawlJob, DeadLetter, Face, ImageCandidate, Provenance,
-                                    Decision, Signal, Source, url_key)
+from consentry.core.records import (
+    SCHEMA_VERSION,
+    Basis,
+    CrawlJob,
+    DeadLetter,
+    Decision,
+    Face,
+    ImageCandidate,
+    Provenance,
+    Signal,
+    Source,
+    url_key,
+)
 
 
 def test_candidate_round_trips_as_json_with_version():

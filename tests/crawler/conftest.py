@@ -46,19 +46,17 @@ def fresh_settings(stack: Settings, **overrides) -> Settings:
                          retry_base_delay_s=0.05, retry_max_delay_s=0.2, **overrides)
 
 
-def add_source(settings: Settings, name: str, match: str, basis: str = "consent") -> Source:
-    from consentry.catalog import SourceRegistry
-    from consentry.clients.objectstore import S3Config, S3ObjectStore
+def add_source(settings: Settings, name: str, match: str, basis: str = "consent", **fields) -> Source:
+    from consentry import wiring
 
-    return SourceRegistry(S3ObjectStore(S3Config.from_settings(settings))).put(Source.build(id=name, match=match,
-                                                                                            basis=basis))
+    return wiring.sources(settings).put(Source.build(id=name, match=match, basis=basis, **fields))
 
 
 def run_crawl(settings: Settings, source: str, seeds: list[str], timeout_s: float = 90, **plan) -> tuple[CrawlJob, int]:
     """Plan a job and run it to its end in a crawl process, as `consentry crawl start` does."""
-    from consentry.crawler import CrawlLauncher
+    from consentry import wiring
 
-    launcher = CrawlLauncher(settings)
+    launcher = wiring.crawl_launcher(settings)
     job = launcher.plan(source, seeds, **plan)
     proc = launcher.spawn(job.id)
     try:

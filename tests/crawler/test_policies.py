@@ -19,7 +19,7 @@ from consentry.crawler.middlewares import NOFOLLOW_META, SIGNALS_META
 from consentry.crawler.middlewares.consentgate import ConsentGateMiddleware
 from consentry.crawler.middlewares.netpolicy import NetworkPolicyMiddleware
 from consentry.crawler.middlewares.robotstags import RobotsTagsMiddleware
-from consentry.crawler.middlewares.robotstxt import rules_from
+from consentry.crawler.middlewares.robotstxt import RobotsTxtMiddleware, rules_from
 from consentry.crawler.middlewares.scope import SourceScopeMiddleware
 from consentry.crawler.middlewares.tdmrep import TdmRepMiddleware, TdmRepPolicy
 from consentry.crawler.refusals import Refusals
@@ -89,9 +89,20 @@ def test_network_policy_refuses_other_schemes():
 
 
 # --- scope ---------------------------------------------------------------------------------------------
-def test_scope_refuses_requests_outside_the_source_and_counts_them(tmp_path):
+class Lines:
+    """A recorder that keeps the crawl-log lines in a list."""
+
+    def __init__(self):
+        self.lines = []
+
+    def add(self, line):
+        self.lines.append(line)
+
+
+def test_scope_refuses_requests_outside_the_source_and_counts_them():
     crawler = get_crawler()
-    refusals = Refusals(crawler.stats, tmp_path / "refusals.jsonl")
+    recorded = Lines()
+    refusals = Refusals(crawler.stats, recorded, "job-1", "src")
     mw = SourceScopeMiddleware(["https://h.test/events/"], refusals)
     assert mw.process_request(Request("https://h.test/events/2024/a.html")) is None
     assert mw.process_request(Request("https://h.test/robots.txt", meta={HOST_FILE_META: True})) is None
@@ -100,7 +111,9 @@ def test_scope_refuses_requests_outside_the_source_and_counts_them(tmp_path):
     with pytest.raises(IgnoreRequest):
         mw.process_request(Request("https://evil.test/robots.txt", meta={HOST_FILE_META: True}))
     assert crawler.stats.get_value("crawler/refused/out-of-scope") == 2
-    assert len((tmp_path / "refusals.jsonl").read_text().splitlines()) == 2
+    assert [(r.url, r.what, r.reason) for r in recorded.lines] == [
+        ("https://h.test/private/a.html", "request", "out-of-scope"), ("https://evil.test/robots.txt", "request",
+                                                                       "out-of-scope")]
 
 
 # --- robots tags and TDM on pages --------------------------------------------------------------------
@@ -150,7 +163,7 @@ def test_tdm_header_meta_and_tdmrep_rules():
             return HostFile("http://h.test" + path, 200, tdmrep)
 
     policy.files = SiteFiles()
-    assert asyncio.run(policy.rules("http://h.test/any.html")) == [("/reserved/*", True), ("/*", False)]
+    assert asyncio.run(policy.rules("http://h.test/any.html")) == [("/reserved/*", True, None), ("/*", False, None)]
     mw = TdmRepMiddleware(policy)
     cases = [("/open.html", "", {}, [("tdmrep.json", "0", False)]),
              ("/reserved/a.html", "", {}, [("tdmrep.json", "1", True)]),
@@ -175,11 +188,12 @@ def _gate_run(gate, resp, *items):
     return asyncio.run(go())
 
 
-def test_gate_withholds_images_of_opted_out_pages_and_counts_once(tmp_path):
+def test_gate_withholds_images_of_opted_out_pages_and_counts_once():
     crawler = get_crawler()
+    recorded = Lines()
     gate = ConsentGateMiddleware(job_id="job-1", source_id="src", basis=Basis.CONSENT, allowed=["h.test"],
-                                 stats=crawler.stats, refusals=Refusals(crawler.stats, tmp_path / "r.jsonl"),
-                                 robots=None, tdmrep=None)
+                                 stats=crawler.stats, refusals=Refusals(crawler.stats, recorded, "job-1", "src"),
+                                 robots=None, tdmrep=None, recorder=recorded)
     req, resp = page(head='<meta name="robots" content="noai">')
     RobotsTagsMiddleware("consentry").process_response(req, resp)
     follow = Request("http://h.test/next.html")
@@ -188,6 +202,10 @@ def test_gate_withholds_images_of_opted_out_pages_and_counts_once(tmp_path):
     assert out == [follow]  # links still followed; no image leaves an opted-out page
     assert crawler.stats.get_value("crawler/refused/noai") == 1
     assert crawler.stats.get_value("crawler/images_withheld") == 2
+    refusal, visit = recorded.lines  # the page's refusal, then the page read, with every image found on it
+    assert (refusal.what, refusal.reason, [g.name for g in refusal.signals]) == ("page", "noai", ["meta-robots"])
+    assert (visit.url, visit.decision.value, visit.images) == (resp.url, "refuse", ["http://h.test/a.jpg",
+                                                                                   "http://h.test/b.jpg"])
 
 
 def test_gate_builds_candidates_and_refuses_offsite_images(tmp_path):
@@ -206,3 +224,44 @@ def test_gate_builds_candidates_and_refuses_offsite_images(tmp_path):
         "http://cdn.h.test/a.jpg", resp.url, "job-1", "src", "A", "T", "http://h.test/l")
     assert [(s.name, s.value, s.opt_out) for s in c.signals] == [("x-robots-tag", "allowed", False)]
     assert crawler.stats.get_value("crawler/refused/offsite-image") == 1  # counted once per URL
+
+
+def test_ai_crawler_groups_follow_the_setting():
+    body = b"User-agent: *\nAllow: /\n\nUser-agent: GPTBot\nDisallow: /photos/\n"
+    on = rules_from(HostFile("http://h.test/robots.txt", 200, body), "consentry", parse)
+    off = rules_from(HostFile("http://h.test/robots.txt", 200, body), "consentry", parse, honour_ai_groups=False)
+    assert on.allowed("http://h.test/photos/a.jpg") and off.allowed("http://h.test/photos/a.jpg")  # our group: allowed
+    assert on.ai_signal("http://h.test/photos/a.jpg", "image").opt_out
+    assert off.ai_signal("http://h.test/photos/a.jpg") is None
+    req, resp = page("http://h.test/photos/index.html")
+    mw = RobotsTxtMiddleware.__new__(RobotsTxtMiddleware)
+    mw.policy = type("P", (), {"cached": lambda self, url: on})()
+    mw.process_response(req, resp)
+    assert [(s.name, s.opt_out) for s in resp.meta[SIGNALS_META]] == [("robots.txt-ai-crawlers", True)]
+
+
+def test_gate_refuses_listed_and_ai_txt_images_and_lets_a_licensed_tdm_policy_through():
+    from consentry.core.aicrawlers import ai_txt
+    from consentry.core.consent import tdm_header_signal
+    from consentry.crawler.middlewares.optouts import OptOutUrls
+
+    class AiTxtRules:
+        async def rules(self, url):
+            return ai_txt(200, b"User-Agent: *\nDisallow: *.gif\n", None, ["consentry"])
+
+    crawler = get_crawler()
+    policy = "https://r.test/policy.json"
+    gate = ConsentGateMiddleware(job_id="job-1", source_id="src", basis=Basis.LICENCE, allowed=["h.test"],
+                                 stats=crawler.stats, refusals=Refusals(crawler.stats, None), robots=None, tdmrep=None,
+                                 aitxt=AiTxtRules(), optouts=OptOutUrls([("dnt", "2026-11-30", "prefix",
+                                                                          "http://h.test/listed/")]),
+                                 evidence=f"licence L-1 names {policy}")
+    req, resp = page()
+    resp.meta[SIGNALS_META] = [tdm_header_signal("1", policy=policy)]
+    out = _gate_run(gate, resp, *(FoundImage(f"http://h.test/{p}", resp.url, "img")
+                                  for p in ("listed/a.jpg", "b.gif", "c.jpg")))
+    assert [c.url for c in out] == ["http://h.test/c.jpg"]
+    (tdm,) = [g for g in out[0].signals if g.name == "tdm-reservation"]
+    assert not tdm.opt_out and tdm.policy == policy and "licensed" in tdm.detail
+    assert crawler.stats.get_value("crawler/refused/do-not-train") == 1
+    assert crawler.stats.get_value("crawler/refused/ai-txt") == 1

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
+from consentry import wiring
 from consentry.core.records import JobState
-from consentry.crawler import CrawlLauncher
 from consentry.infra.process import port_open, wait_until
 from consentry.infra.stack import tansu_binary
 
@@ -50,7 +50,7 @@ def test_broker_lost_mid_crawl_fails_loudly_and_resume_publishes_the_rest_once(s
         s = fresh_settings(stack, kafka_bootstrap=f"127.0.0.1:{port}", crawl_concurrency_per_domain=1,
                            crawl_publish_retries=1, kafka_request_timeout_ms=1500)
         add_source(s, "flaky", f"127.0.0.1:{site.port}")
-        launcher = CrawlLauncher(s)
+        launcher = wiring.crawl_launcher(s)
         job = launcher.plan("flaky", [site.url("/")], depth=50)
         proc = launcher.spawn(job.id)
         jobdir = launcher.view(job).jobdir

@@ -70,3 +70,56 @@ def test_the_resolver_lets_the_same_host_through_when_private_networks_are_allow
     got, log = probe(f"http://localhost:{site.port}/", allow_private=True)
     assert got == {"status": 200} and "refused" not in log
     assert site.paths() == ["/"]
+
+
+REBIND = r"""
+import json, sys
+from scrapy import Request, Spider
+from scrapy.crawler import CrawlerProcess
+from consentry.crawler.middlewares.netpolicy import NetworkPolicyMiddleware
+
+url = sys.argv[1]
+out = {}
+
+class FirstAnswerPublic(NetworkPolicyMiddleware):
+    '''The middleware's own lookup is answered with a public address; the connection's gets 127.0.0.1.'''
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resolver = lambda host, port: ["93.184.216.34"]
+
+class Probe(Spider):
+    name = "probe"
+    async def start(self):
+        yield Request(url, callback=self.ok, errback=self.failed, dont_filter=True)
+    def ok(self, response):
+        out["status"] = response.status
+    def failed(self, failure):
+        out["error"] = failure.type.__name__
+    def closed(self, reason):
+        stats = self.crawler.stats.get_stats()
+        out["stats"] = {k: v for k, v in stats.items() if k.startswith(("crawler/refused", "retry/"))}
+
+process = CrawlerProcess({
+    "TWISTED_DNS_RESOLVER": "consentry.crawler.resolver.PolicyResolver",
+    "CONSENTRY_ALLOW_PRIVATE_NETWORKS": False,
+    "DOWNLOADER_MIDDLEWARES": {"__main__.FirstAnswerPublic": 40,
+                               "consentry.crawler.middlewares.netpolicy.ResolverRefusalMiddleware": 600},
+    "ROBOTSTXT_OBEY": False, "RETRY_ENABLED": True, "RETRY_TIMES": 3, "LOG_LEVEL": "WARNING",
+    "TELNETCONSOLE_ENABLED": False,
+})
+process.crawl(Probe)
+process.start()
+print(json.dumps(out))
+"""
+
+
+def test_a_rebinding_host_is_counted_and_recorded_as_a_private_address_refusal(site):
+    """The policy middleware is told the host is public, the connection's lookup says loopback: the resolver
+    refuses it, and the refusal is counted as ``private-address`` (not a DNS error, and not retried)."""
+    site.reset()
+    done = subprocess.run([sys.executable, "-c", REBIND, f"http://localhost:{site.port}/"], capture_output=True,
+                          text=True, timeout=60, check=True)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["error"] == "IgnoreRequest"
+    assert got["stats"] == {"crawler/refused/private-address": 1, "crawler/refused_requests": 1}  # no retries
+    assert site.paths() == []

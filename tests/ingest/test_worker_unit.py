@@ -257,7 +257,7 @@ def test_retention_is_capped_and_crops_are_kept_when_enabled(site):
     row = rig.index.get(prov.face_ids)[0]
     assert row["expires_at"] - row["ingested_at"] == 100 * 86400
     crop = rig.store.get(f"crops/{prov.face_ids[0][:2]}/{prov.face_ids[0]}.jpg")
-    assert decode(crop).width == 48  # the fake's bbox is the middle half of a 96px image
+    assert decode(crop).width == decode(crop).height == 112  # the stored crop: 112x112 around the face box
 
 
 def test_a_slow_site_does_not_reorder_commits(site):

@@ -25,8 +25,8 @@ NOT_BEFORE_META = "consentry_not_before"
 class BackoffRetryMiddleware(RetryMiddleware):
     def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
-        self.base_delay = settings.getfloat("RETRY_BACKOFF_BASE", 0.5)
-        self.max_delay = settings.getfloat("RETRY_BACKOFF_MAX", 10.0)
+        self.base_delay = settings.getfloat("RETRY_BACKOFF_BASE")
+        self.max_delay = settings.getfloat("RETRY_BACKOFF_MAX")
 
     def backoff(self, retry_times: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** max(0, retry_times - 1)) * random.uniform(0.5, 1.0)

@@ -1,8 +1,9 @@
 """Robots tags on pages: the ``X-Robots-Tag`` header and ``<meta name="robots">``.
 
-``noai``, ``noimageai``, ``noindex``, ``noimageindex`` (and ``none``) opt a page's images out,
-including the user-agent scoped forms (``X-Robots-Tag: consentry: noai``,
-``<meta name="consentry" content="noai">``); directives for other agents are ignored.
+``noai``, ``noimageai``, ``noindex``, ``noimageindex``, ``none`` and an ``unavailable_after`` date
+that has passed opt a page's images out (``core.consent.robots_signal``), including the user-agent
+scoped forms (``X-Robots-Tag: consentry: noai``, ``<meta name="consentry" content="noai">``);
+directives for other agents are ignored.
 ``nofollow`` stops the spider following that page's links.
 """
 
@@ -15,7 +16,7 @@ from scrapy.http import HtmlResponse
 from ...core.consent import robots_directives, robots_signal
 from ..extract import meta_contents
 from ..hostfiles import HOST_FILE_META
-from . import NOFOLLOW_META, SIGNALS_META
+from . import NOFOLLOW_META, add_signals
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -39,10 +40,8 @@ class RobotsTagsMiddleware:
         if isinstance(response, HtmlResponse):
             sel = response.selector
             meta = meta_contents(sel, "robots") + [f"{self.token}: {c}" for c in meta_contents(sel, self.token)]
-        found = [s for s in (robots_signal("x-robots-tag", header, self.token),
-                             robots_signal("meta-robots", meta, self.token)) if s is not None]
-        if found:
-            request.meta[SIGNALS_META] = [*request.meta.get(SIGNALS_META, []), *found]
+        add_signals(request, robots_signal("x-robots-tag", header, self.token),
+                    robots_signal("meta-robots", meta, self.token))
         if {"nofollow", "none"} & robots_directives(header + meta, self.token):
             request.meta[NOFOLLOW_META] = True
         return response

@@ -8,27 +8,36 @@ unreachable server means "allow all". RFC 9309 says otherwise, and this middlewa
 - 5xx, 429, network errors, or a robots.txt the network policy refused: unreachable, nothing is allowed.
 
 A ``Crawl-delay`` for our token becomes the floor of that site's download slot delay.
+
+Groups that name a well-known AI crawler (``core.aicrawlers``) are read as the site's statement
+of intent (``CONSENTRY_HONOUR_AI_CRAWLER_GROUPS``): a path they disallow is opted out for us too —
+a page's images are withheld (the page is still read for its links, when our own group allows it),
+an image URL is refused (reason ``robots-txt-ai-crawlers``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from ...core.aicrawlers import ai_group_rules, ai_group_signal
 from ...core.records import Signal
+from ...core.robotsgroups import Rule, availability, parse_groups
 from ..hostfiles import HOST_FILE_META, HostFile, HostFiles
-from ..refusals import Refusals
+from ..refusals import Refusals, found_on
 from ..shared import OnceCache, shared
 from ..urls import site_root
+from . import add_signals
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
 
 log = logging.getLogger("consentry.crawler.robotstxt")
 
@@ -44,6 +53,7 @@ class RobotsRules:
     why: str
     parser: Any = None
     token: str = ""
+    ai_rules: dict[str, list[Rule]] = field(default_factory=dict)  # AI crawler -> its groups' rules
 
     def allowed(self, url: str) -> bool:
         if self.mode == "allow-all":
@@ -57,7 +67,7 @@ class RobotsRules:
             return None
         try:
             delay = self.parser.crawl_delay(self.token)
-        except Exception:  # a parser that cannot tell
+        except Exception:  # noqa: BLE001 - a parser that cannot tell
             return None
         return float(delay) if delay else None
 
@@ -66,26 +76,32 @@ class RobotsRules:
         return Signal(name="robots.txt", value="allowed" if ok else f"disallowed ({self.why})",
                       opt_out=not ok, scope=scope)  # type: ignore[arg-type]
 
+    def ai_signal(self, url: str, scope: str = "page") -> Signal | None:
+        """The AI-crawler groups' signal for ``url`` (None when the file names no AI crawler)."""
+        return ai_group_signal(self.ai_rules, url, scope)
 
-def rules_from(file: HostFile, token: str, parse: Any) -> RobotsRules:
+
+def rules_from(file: HostFile, token: str, parse: Any, honour_ai_groups: bool = True) -> RobotsRules:
     """Apply RFC 9309's status rules to a fetched robots.txt."""
     site = site_root(file.url)
-    status = file.status
-    if status is None:
-        return RobotsRules(site, "disallow-all", f"robots.txt unreachable: {file.error}")
-    if 200 <= status < 300:
-        return RobotsRules(site, "parsed", "robots.txt rules", parse(file.body), token)
-    if status == 429 or status >= 500:
-        return RobotsRules(site, "disallow-all", f"robots.txt answered {status}")
-    return RobotsRules(site, "allow-all", f"robots.txt answered {status} (unavailable)")
+    mode = availability(file.status)
+    if mode == "parsed":
+        ai_rules = ai_group_rules(parse_groups(file.body)) if honour_ai_groups else {}
+        return RobotsRules(site, "parsed", "robots.txt rules", parse(file.body), token, ai_rules)
+    if file.status is None:
+        return RobotsRules(site, mode, f"robots.txt unreachable: {file.error}")
+    if mode == "disallow-all":
+        return RobotsRules(site, mode, f"robots.txt answered {file.status}")
+    return RobotsRules(site, mode, f"robots.txt answered {file.status} (unavailable)")
 
 
 class RobotsTxtPolicy:
     """The robots.txt rules of every site of the crawl, fetched once each."""
 
-    def __init__(self, crawler: Crawler, token: str) -> None:
+    def __init__(self, crawler: Crawler, token: str, honour_ai_groups: bool = True) -> None:
         self.crawler = crawler
         self.token = token
+        self.honour_ai_groups = honour_ai_groups
         self.files = shared(crawler, HostFiles)
         parser_cls = load_object(crawler.settings.get("ROBOTSTXT_PARSER"))
         self._parse = lambda body: build_from_crawler(parser_cls, crawler, body)
@@ -93,16 +109,21 @@ class RobotsTxtPolicy:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RobotsTxtPolicy:
-        token = crawler.settings.get("ROBOTSTXT_USER_AGENT") or crawler.settings.get("USER_AGENT")
-        return cls(crawler, token)
+        s = crawler.settings
+        return cls(crawler, s.get("ROBOTSTXT_USER_AGENT") or s.get("USER_AGENT"),
+                   s.getbool("CONSENTRY_HONOUR_AI_CRAWLER_GROUPS"))
 
     async def rules(self, url: str) -> RobotsRules:
         site = site_root(url)
         return await self._rules.get(site, lambda: self._load(url, site))
 
+    def cached(self, url: str) -> RobotsRules | None:
+        """The site's rules if already fetched (the middleware fetches them before the site's first page)."""
+        return self._rules.cached(site_root(url))
+
     async def _load(self, url: str, site: str) -> RobotsRules:
         file = await self.files.get(url, ROBOTS_PATH)
-        rules = rules_from(file, self.token, self._parse)
+        rules = rules_from(file, self.token, self._parse, self.honour_ai_groups)
         log.info("robots.txt for %s: %s", site, rules.why)
         self._apply_crawl_delay(url, rules)
         return rules
@@ -125,7 +146,10 @@ class RobotsTxtPolicy:
 
 
 class RobotsTxtMiddleware:
-    """Refuses requests robots.txt disallows (reason ``robots-txt``); replaces Scrapy's middleware."""
+    """Refuses requests robots.txt disallows (reason ``robots-txt``); replaces Scrapy's middleware.
+
+    Adds the AI-crawler groups' signal to each page it let through (the consent gate decides).
+    """
 
     def __init__(self, policy: RobotsTxtPolicy, refusals: Refusals) -> None:
         self.policy = policy
@@ -142,5 +166,13 @@ class RobotsTxtMiddleware:
             return
         rules = await self.policy.rules(request.url)
         if not rules.allowed(request.url):
-            self.refusals.refuse("robots-txt", request.url, "request", rules.why)
+            self.refusals.refuse("robots-txt", request.url, "request", rules.why, page_url=found_on(request),
+                                 signals=[rules.signal(request.url)])
             raise IgnoreRequest("forbidden by robots.txt")
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if request.meta.get(HOST_FILE_META):
+            return response
+        rules = self.policy.cached(request.url)
+        add_signals(request, rules.ai_signal(request.url) if rules is not None else None)
+        return response

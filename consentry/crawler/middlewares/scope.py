@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import IgnoreRequest
 
 from ..hostfiles import HOST_FILE_META
-from ..refusals import Refusals
+from ..refusals import Refusals, found_on
 from ..shared import shared
 from ..urls import allowed_hosts, in_scope, on_allowed_host
 
@@ -36,5 +36,6 @@ class SourceScopeMiddleware:
         else:
             ok = in_scope(request.url, self.allowed)
         if not ok:
-            self.refusals.refuse("out-of-scope", request.url, "request", "outside the job's allowed hosts/prefixes")
+            self.refusals.refuse("out-of-scope", request.url, "request", "outside the job's allowed hosts/prefixes",
+                                 page_url=found_on(request))
             raise IgnoreRequest(f"outside the source: {request.url}")

@@ -2,6 +2,9 @@
 
 tdmrep.json is fetched once per site, before its first page; its location patterns apply to
 page URLs here and to image URLs in the consent gate. A missing or malformed file reserves nothing.
+A reservation's ``tdm-policy`` (header, meta, or the tdmrep.json entry's field) travels in the
+signal's ``policy``; the consent gate lets it through only for a ``licence`` source whose evidence
+names that policy (``core.consent.licensed``).
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from typing import TYPE_CHECKING
 
 from scrapy.http import HtmlResponse
 
-from ...core.consent import tdm_header_signal, tdmrep_reserved, tdmrep_rules
+from ...core.consent import tdm_header_signal, tdmrep_rules, tdmrep_signal
 from ...core.records import Signal
 from ..extract import meta_contents
 from ..hostfiles import HOST_FILE_META, HostFiles
 from ..shared import OnceCache, shared
 from ..urls import site_root
-from . import SIGNALS_META
+from . import SiteFileMiddleware, add_signals
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -28,7 +31,7 @@ log = logging.getLogger("consentry.crawler.tdmrep")
 
 TDMREP_PATH = "/.well-known/tdmrep.json"
 
-Rules = list[tuple[str, bool]]
+Rules = list[tuple[str, bool, str | None]]
 
 
 class TdmRepPolicy:
@@ -64,25 +67,15 @@ class TdmRepPolicy:
 
     async def signal(self, url: str, scope: str = "page") -> Signal | None:
         """The tdmrep.json signal for ``url`` (None when no location pattern matches)."""
-        reserved = tdmrep_reserved(await self.rules(url), url)
-        if reserved is None:
-            return None
-        return Signal(name="tdmrep.json", value="1" if reserved else "0", opt_out=reserved, scope=scope)  # type: ignore[arg-type]
+        return tdmrep_signal(await self.rules(url), url, scope)
 
 
-class TdmRepMiddleware:
+class TdmRepMiddleware(SiteFileMiddleware):
     """Fetches a site's tdmrep.json before its first page; adds the page's TDM signals to its meta."""
-
-    def __init__(self, policy: TdmRepPolicy) -> None:
-        self.policy = policy
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> TdmRepMiddleware:
         return cls(shared(crawler, TdmRepPolicy))
-
-    async def process_request(self, request: Request) -> None:
-        if not request.meta.get(HOST_FILE_META):
-            await self.policy.rules(request.url)
 
     def process_response(self, request: Request, response: Response) -> Response:
         if request.meta.get(HOST_FILE_META):
@@ -90,17 +83,15 @@ class TdmRepMiddleware:
         found: list[Signal] = []
         header = response.headers.get("tdm-reservation")
         if header is not None:
-            sig = tdm_header_signal(header.decode("latin-1"))
+            policy = response.headers.get("tdm-policy")
+            sig = tdm_header_signal(header.decode("latin-1"), policy=policy.decode("latin-1") if policy else None)
             if sig:
                 found.append(sig)
         if isinstance(response, HtmlResponse):
+            policies = meta_contents(response.selector, "tdm-policy")[:1]
             for content in meta_contents(response.selector, "tdm-reservation")[:1]:
-                sig = tdm_header_signal(content)
+                sig = tdm_header_signal(content, policy=policies[0] if policies else None)
                 if sig:
                     found.append(sig)
-        reserved = tdmrep_reserved(self.policy.cached(request.url), request.url)
-        if reserved is not None:
-            found.append(Signal(name="tdmrep.json", value="1" if reserved else "0", opt_out=reserved))
-        if found:
-            request.meta[SIGNALS_META] = [*request.meta.get(SIGNALS_META, []), *found]
+        add_signals(request, *found, tdmrep_signal(self.policy.cached(request.url), request.url))
         return response

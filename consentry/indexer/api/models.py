@@ -61,6 +61,8 @@ class AuditVerify(BaseModel):
 
 class Health(BaseModel):
     status: str
+    model_pack: str = Field(description="The face model pack searches by photo use (model_pack setting).")
+    model_licence: str = Field(description="The licence of that pack's weights.")
 
 
 class Check(BaseModel):

@@ -12,9 +12,12 @@ router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_S = 5.0
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
-async def healthz() -> Health:
-    return Health(status="ok")
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers (and which model pack it uses)")
+async def healthz(request: Request) -> Health:
+    from ...faces.packs import pack_licence
+
+    pack = request.app.state.settings.model_pack
+    return Health(status="ok", model_pack=pack, model_licence=pack_licence(pack))
 
 
 async def _check(fn) -> Check:  # noqa: ANN001

@@ -1,6 +1,7 @@
-"""``python -m consentry.crawler.run JOB_ID``: run one crawl job in this process (a fresh reactor).
+"""``python -m consentry.cli.crawl_process JOB_ID``: run one crawl job in this process (a fresh reactor).
 
-Settings come from the environment and config file, as for the CLI; the launcher starts this.
+The crawl launcher starts this (see ``consentry.crawler.launcher``). Settings come from the
+environment and config file, as for the CLI; the runner and its clients come from the wiring.
 SIGINT or SIGTERM stops the crawl gracefully (state ``stopped``; resumable).
 """
 
@@ -11,7 +12,7 @@ import logging
 import signal
 import sys
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+from ..crawler.jobdir import STOP_SIGNALS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda n, _frame: stops.append(n))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    from .. import wiring
     from ..core.errors import ConsentryError, DependencyError
     from ..core.settings import load_settings
-    from .runner import EXIT_FAILED, EXIT_UNAVAILABLE, CrawlRunner
+    from ..crawler.runner import EXIT_FAILED, EXIT_UNAVAILABLE
 
-    parser = argparse.ArgumentParser(prog="python -m consentry.crawler.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m consentry.cli.crawl_process", description=__doc__)
     parser.add_argument("job_id")
     args = parser.parse_args(argv)
     log = logging.getLogger("consentry.crawler")
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     logging.getLogger().setLevel(settings.log_level.upper())
     try:
-        return CrawlRunner(settings, stop_requested=lambda: bool(stops)).run(args.job_id)
+        return wiring.crawl_runner(settings, stop_requested=lambda: bool(stops)).run(args.job_id)
     except ConsentryError as exc:
         log.error("crawl job %s: %s", args.job_id, exc)
         return EXIT_UNAVAILABLE if isinstance(exc, DependencyError) else EXIT_FAILED
