@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import report  # noqa: E402
-from ingest_env import PHOTOS, BareInsightface, CpuMeter, ImageSite, copies, peak_rss_mib, stack_env  # noqa: E402
+from ingest_env import PHOTOS, BareInsightface, CpuMeter, Feed, ImageSite, copies, peak_rss_mib, stack_env  # noqa: E402
 
 
 def main() -> int:
@@ -52,10 +52,6 @@ def main() -> int:
 
     import onnxruntime
 
-    from consentry.catalog.sources import SourceRegistry
-    from consentry.clients.broker import KafkaBroker, KafkaConfig
-    from consentry.clients.objectstore import S3Config, S3ObjectStore
-    from consentry.core.records import Basis, ImageCandidate, Source
     from consentry.core.settings import load_settings
     from consentry.demo.photos import ensure_photos
     from consentry.faces.packs import pack_files
@@ -69,19 +65,12 @@ def main() -> int:
     try:
         s = load_settings()
         prepare_ingest(s)
-        SourceRegistry(S3ObjectStore(S3Config.from_settings(s))).put(
-            Source(id="bench", match=f"127.0.0.1:{site.port}", basis=Basis.CONSENT))
-        broker = KafkaBroker(KafkaConfig.from_settings(s))
+        feed = Feed(s, site)
 
         def publish(bodies: dict[str, bytes]) -> int:
-            p = broker.producer()
-            for path, body in bodies.items():
-                c = ImageCandidate(url=site.add(path, body), page_url=site.url("/"), job_id="bench", source_id="bench")
-                p.send(s.topic_images, c.key.encode(), c.to_json())
-            p.flush()
-            p.close()
+            n = feed.publish(bodies)
             time.sleep(0.5)  # records are in the broker before the clock starts
-            return len(bodies)
+            return n
 
         worker = ingest_worker(s)
         _kind, det_path, rec_path = pack_files(s.model_pack, s.model_dir)

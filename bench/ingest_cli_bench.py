@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import report  # noqa: E402
-from ingest_env import PHOTOS, BareInsightface, ImageSite, copies, stack_env  # noqa: E402
+from ingest_env import PHOTOS, BareInsightface, Feed, ImageSite, copies, stack_env  # noqa: E402
 
 
 def main() -> int:
@@ -39,10 +39,6 @@ def main() -> int:
     os.environ.update(env)
     os.environ.pop("CONSENTRY_CONFIG", None)
 
-    from consentry.catalog.sources import SourceRegistry
-    from consentry.clients.broker import KafkaBroker, KafkaConfig
-    from consentry.clients.objectstore import S3Config, S3ObjectStore
-    from consentry.core.records import Basis, ImageCandidate, Source
     from consentry.core.settings import load_settings
     from consentry.demo.photos import ensure_photos
     from consentry.faces.packs import pack_files
@@ -62,20 +58,12 @@ def main() -> int:
     runs = []
     try:
         s = load_settings()
-        SourceRegistry(S3ObjectStore(S3Config.from_settings(s))).put(
-            Source(id="bench", match=f"127.0.0.1:{site.port}", basis=Basis.CONSENT))
-        broker = KafkaBroker(KafkaConfig.from_settings(s))
+        feed = Feed(s, site)
         all_bodies: dict[str, bytes] = {}
         for label, n in (("small", small), ("large", large)):
-            bodies = copies(photos, label, -(-n // len(PHOTOS)))
-            bodies = dict(list(bodies.items())[:n])
+            bodies = dict(list(copies(photos, label, -(-n // len(PHOTOS))).items())[:n])
             all_bodies.update(bodies)
-            p = broker.producer()
-            for path, body in bodies.items():
-                c = ImageCandidate(url=site.add(path, body), page_url=site.url("/"), job_id="bench", source_id="bench")
-                p.send(s.topic_images, c.key.encode(), c.to_json())
-            p.flush()
-            p.close()
+            feed.publish(bodies)
             seconds, proc = consentry("ingest", "run", "--until-idle", "--json")
             if proc.returncode != 0:
                 sys.exit(f"ingest run failed: {proc.stderr[-3000:]}")

@@ -88,6 +88,34 @@ class ImageSite:
             self.proc.wait(10)
 
 
+class Feed:
+    """A consented source over ``site`` and candidates for its images on the images topic."""
+
+    def __init__(self, settings, site: ImageSite, source_id: str = "bench") -> None:  # noqa: ANN001
+        from consentry.catalog.sources import SourceRegistry
+        from consentry.clients.broker import KafkaBroker, KafkaConfig
+        from consentry.clients.objectstore import S3Config, S3ObjectStore
+        from consentry.core.records import Basis, Source
+
+        self.s, self.site, self.source_id = settings, site, source_id
+        SourceRegistry(S3ObjectStore(S3Config.from_settings(settings))).put(
+            Source(id=source_id, match=f"127.0.0.1:{site.port}", basis=Basis.CONSENT))
+        self.broker = KafkaBroker(KafkaConfig.from_settings(settings))
+
+    def publish(self, bodies: dict[str, bytes]) -> int:
+        """Serve ``bodies`` (path -> bytes) and publish one candidate each; returns how many."""
+        from consentry.core.records import ImageCandidate
+
+        p = self.broker.producer()
+        for path, body in bodies.items():
+            c = ImageCandidate(url=self.site.add(path, body), page_url=self.site.url("/"), job_id=self.source_id,
+                               source_id=self.source_id)
+            p.send(self.s.topic_images, c.key.encode(), c.to_json())
+        p.flush()
+        p.close()
+        return len(bodies)
+
+
 def copies(photos: dict[str, Path], tag: str, n: int) -> dict[str, bytes]:
     """``n`` distinct-byte copies of each photo: path -> JPEG bytes."""
     out = {}

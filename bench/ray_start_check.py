@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import report  # noqa: E402
-from ingest_env import ImageSite, copies, stack_env  # noqa: E402
+from ingest_env import Feed, ImageSite, copies, stack_env  # noqa: E402
 
 
 def main() -> int:
@@ -42,10 +42,6 @@ def main() -> int:
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     os.environ.update(env)
 
-    from consentry.catalog.sources import SourceRegistry
-    from consentry.clients.broker import KafkaBroker, KafkaConfig
-    from consentry.clients.objectstore import S3Config, S3ObjectStore
-    from consentry.core.records import Basis, ImageCandidate, Source
     from consentry.core.settings import load_settings
     from consentry.demo.photos import ensure_photos
 
@@ -73,22 +69,13 @@ def main() -> int:
     site = ImageSite().start()
     runs = []
     try:
-        s = load_settings()
-        SourceRegistry(S3ObjectStore(S3Config.from_settings(s))).put(
-            Source(id="check", match=f"127.0.0.1:{site.port}", basis=Basis.CONSENT))
-        broker = KafkaBroker(KafkaConfig.from_settings(s))
+        feed = Feed(load_settings(), site, "check")
         keep_loaded()
         time.sleep(20)  # the bench's stack is up and its model is running
         for k in range(args.runs):
             keep_loaded()
             bodies = dict(list(copies(photos, f"run{k}", 1).items())[:args.images])
-            p = broker.producer()
-            for path, body in bodies.items():
-                c = ImageCandidate(url=site.add(path, body), page_url=site.url("/"), job_id="check",
-                                   source_id="check")
-                p.send(s.topic_images, c.key.encode(), c.to_json())
-            p.flush()
-            p.close()
+            feed.publish(bodies)
             seconds, proc = consentry("ingest", "run", "--until-idle", "--json")
             records = json.loads(proc.stdout)["records"] if proc.returncode == 0 else None
             ok = proc.returncode == 0 and records == len(bodies)
