@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 import click
@@ -71,7 +71,8 @@ def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, lo
     stop = threading.Event()
     started = time.monotonic()
     throughput = _Throughput(interval)
-    with _stop_on_signals(stop), _health(http_host, http_port) as health:
+    # stdout carries only the result: what Ray prints while running (e.g. a lost node's raylet) goes to stderr
+    with _stop_on_signals(stop), _health(http_host, http_port) as health, redirect_stdout(sys.stderr):
         def on_tick(stats: dict[str, Any]) -> None:
             throughput(stats)
             if health is not None:

@@ -12,9 +12,9 @@ pid file and a log) and ``consentry ingest run`` connects to it, so no command p
   token file generated once (mode 0600) in the stack's state directory. Setting the mode explicitly
   is also what keeps Ray from printing its token-auth warning on every start.
 - **Stopping** signals the ``ray start --block`` process alone (it drains and stops its own
-  processes in a few seconds; signalling the whole group at once leaves them hanging), waits for
-  its process group to empty, then SIGKILLs what is left of that group — never ``ray stop``, which
-  stops every Ray on the machine.
+  processes in a few seconds; signalling them all at once leaves them hanging), waits for every
+  process of its session to exit (Ray's workers have process groups of their own, in that session),
+  then SIGKILLs what is left of them — never ``ray stop``, which stops every Ray on the machine.
 
 Ports follow the GCS port: node manager +1, object manager +2, client server +3, dashboard agent
 +4/+5, metrics +6, runtime env agent +7, workers +100 … +199.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import StackError
-from .process import ManagedProcess, group_members, port_open, wait_until
+from .process import ManagedProcess, port_open, session_members, wait_until
 
 log = logging.getLogger("consentry.stack")
 
@@ -144,7 +144,17 @@ class RayNode:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        if not wait_until(lambda: not group_members(pid), timeout_s, 0.2):
-            log.warning("%s did not stop in %.0fs: killing its process group", self.name, timeout_s)
-        self.proc.stop(signal.SIGKILL, 10)  # whatever is left of the group (nothing, normally); reaps the pid
+        if not wait_until(lambda: not session_members(pid), timeout_s, 0.2):
+            log.warning("%s did not stop in %.0fs: killing what is left of its processes", self.name, timeout_s)
+            for p in session_members(pid):  # its workers have process groups of their own, in its session
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.proc.stop(signal.SIGKILL, 10)  # reaps the pid, removes the pid file
         return True
+
+    def processes(self) -> list[int]:
+        """Every live process of this node (the ``ray start`` process's session: GCS, raylet, workers, agents)."""
+        pid = self.proc.pid()
+        return session_members(pid) if pid else []

@@ -155,7 +155,10 @@ class Run:
         out, _ = proc.communicate(timeout=timeout)
         self.log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
         assert proc.returncode == 0, self.log[-3000:]
-        return json.loads(out)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise AssertionError(f"not JSON on stdout: {out[:3000]!r}\n{self.log[-3000:]}") from None
 
     def account(self) -> dict[str, int]:
         """Every candidate accounted for exactly once: indexed, refused with a reason, or in the DLQ."""

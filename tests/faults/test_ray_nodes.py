@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from consentry.infra.process import group_members
+from consentry.infra.process import session_members
 from consentry.infra.ray_node import RayNode, ensure_token
 from tests.conftest import PORT_BASE
 
-from .test_faults import EXPECTED, fetched_again, held, hold
+from .test_faults import EXPECTED, fetched_again, hold
 
 pytestmark = pytest.mark.slow
 HEAD_PORT, NODE_PORT = PORT_BASE + 2200, PORT_BASE + 2800
 
 
-def _named(pgid: int, name: str) -> list[int]:
-    """Live processes of group ``pgid`` whose command name (15 characters at most) contains ``name``."""
+def _named(node: RayNode, name: str) -> list[int]:
+    """Live processes of ``node`` whose command name (15 characters at most) contains ``name``."""
     out = []
-    for pid in group_members(pgid):
+    for pid in node.processes():
         try:
             if name in Path(f"/proc/{pid}/comm").read_text():
                 out.append(pid)
@@ -50,26 +50,25 @@ def test_losing_a_ray_node_mid_run_loses_and_duplicates_nothing(run, tmp_path):
         run.env.update({**head.endpoint.env(), "CONSENTRY_RAY_ADDRESS": head.endpoint.address,
                         "CONSENTRY_INGEST_WORKER_CPUS": "0.5", "CONSENTRY_INGEST_ACTOR_START_TIMEOUT_S": "240"})
         run.populate()
-        paths = held(run)
-        gate = hold(run, paths)
+        paths = list(run.site.routes)
+        gate = hold(run, paths)  # every image waits: each actor's first batch is in flight when the node goes
         run.produce()
         proc = run.ingest("--workers", "2", ray=True)
         deadline = time.monotonic() + 240
-        node_pgid = node.proc.pid()
-        assert node_pgid is not None
-        while not (_named(node_pgid, "IngestAct") and _named(head.proc.pid(), "IngestAct")
-                   and run.progress() >= 4 and any(p in run.site.requests for p in paths)):
+        # an actor fetches at most ingest_prepare_threads (4) images at once: 5 held requests mean both are fetching
+        while not (_named(node, "IngestAct") and _named(head, "IngestAct")
+                   and len({p for p in run.site.requests if p in paths}) >= 5):
             assert proc.poll() is None, Path(proc.log_path).read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, "no actor on each node with work in flight"
             time.sleep(0.2)
-        (raylet,) = _named(node_pgid, "raylet")
+        (raylet,) = _named(node, "raylet")
         os.kill(raylet, signal.SIGKILL)  # the second machine goes away
         gate.set()
         totals = run.finish(proc, timeout=600)
         assert totals["mode"] == "ray" and totals["workers"] == 2
-        assert fetched_again(run, paths)  # what the lost node held was redelivered
         assert run.account() == EXPECTED
+        assert fetched_again(run, paths)  # what the lost node's actor held in flight was redelivered
     finally:
         node.stop(timeout_s=30)
         head.stop(timeout_s=30)
-    assert pgids and not any(group_members(p) for p in pgids)  # exactly these two nodes' processes, all gone
+    assert pgids and not any(session_members(p) for p in pgids)  # these two nodes' processes, all gone

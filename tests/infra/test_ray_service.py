@@ -21,7 +21,7 @@ from consentry.clients.broker import KafkaBroker, KafkaConfig
 from consentry.clients.objectstore import S3Config, S3ObjectStore
 from consentry.core.records import Basis, ImageCandidate, Source
 from consentry.core.settings import load_settings
-from consentry.infra.process import group_members, pid_alive
+from consentry.infra.process import pid_alive, session_members
 from consentry.infra.ray_node import RayNode
 from tests.conftest import PORT_BASE, stack_env
 from tests.ingest.site import Route, Site, noise_image
@@ -92,7 +92,7 @@ def test_stack_runs_a_loopback_ray_head_with_token_auth_that_ingest_uses(stack_w
     assert "token auth" in ray["detail"]
     token = tmp_path / "home" / "stack" / "ray" / "auth_token"
     assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
-    members = group_members(ray["pid"])
+    members = session_members(ray["pid"])
     addresses = listening(members)
     assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses  # loopback only
 
@@ -176,7 +176,7 @@ def test_stack_runs_a_loopback_ray_head_with_token_auth_that_ingest_uses(stack_w
         head_pid = ray["pid"]
         down = cli(env, "stack", "down")
         assert down.returncode == 0 and "ray" in down.stdout
-        assert not pid_alive(head_pid) and not group_members(head_pid)
+        assert not pid_alive(head_pid) and not session_members(head_pid)
         assert other.proc.pid() is not None and other.healthy()
     finally:
         other.stop()
