@@ -101,10 +101,12 @@ def main() -> int:
             meter.stop()
             ingest_cpu = time.process_time() - cpu0
             faces = worker.stats.snapshot()["faces"] - faces0
+            cpu0 = time.process_time()
             bare_s, bare_faces = bare.run(list(bodies.values()))
             runs.append({"images": n, "whole_s": whole_s, "whole_img_s": n / whole_s, "bare_s": bare_s,
                          "bare_img_s": n / bare_s, "ratio": bare_s / whole_s, "faces": faces,
-                         "bare_faces": bare_faces, "ingest_cpu_s": ingest_cpu})
+                         "bare_faces": bare_faces, "ingest_cpu_s": ingest_cpu,
+                         "bare_cpu_s": time.process_time() - cpu0, "load": os.getloadavg()[0]})
             print(f"repeat {r + 1}: whole {n / whole_s:.1f} images/s, bare {n / bare_s:.1f} images/s, "
                   f"ratio {bare_s / whole_s:.2f}", file=sys.stderr)
 
@@ -139,6 +141,11 @@ def main() -> int:
                        "phases_cpu_s": {k: round(v, 2) for k, v in cpu.items()}},
         "server_cpu_s": {k: round(v, 2) for k, v in meter.used.items()},
         "ingest_cpu_s": round(sum(r["ingest_cpu_s"] for r in runs), 2), "timed_s": round(timed_s, 2),
+        "cpu_ms_per_image": {
+            "whole": round(1000 * (sum(r["ingest_cpu_s"] for r in runs) + sum(meter.used.values()))
+                           / sum(r["images"] for r in runs), 1),
+            "bare": round(1000 * sum(r["bare_cpu_s"] for r in runs) / sum(r["images"] for r in runs), 1)},
+        "load_average": round(statistics.median(r["load"] for r in runs), 1),
         "peak_rss_mib": round(peak_rss_mib()), "peak_in_flight_mib": round(peak_in_flight / 2**20, 1),
         "model": worker.faces.model_id, "onnxruntime": onnxruntime.__version__, "intra_op_threads": s.model_threads,
         "poll_batch": s.kafka_max_poll_records, "in_flight_batches": s.ingest_max_in_flight_batches,
@@ -173,8 +180,10 @@ def render(r: dict) -> str:
              f"CPU seconds during the {r['timed_s']:.1f} s of timed whole-path windows (2 cores = "
              f"{2 * r['timed_s']:.1f} CPU s available): ingest process {r['ingest_cpu_s']:.1f}, "
              + ", ".join(f"{k} {v:.1f}" for k, v in r["server_cpu_s"].items())
-             + f". Peak RSS of the bench process (model, both loops) {r['peak_rss_mib']} MiB; peak image bytes + "
-               f"pixels in flight {r['peak_in_flight_mib']} MiB.", "",
+             + f". CPU per image, every process counted: whole path {r['cpu_ms_per_image']['whole']:.0f} ms, bare "
+               f"{r['cpu_ms_per_image']['bare']:.0f} ms. Load average during the run: {r['load_average']} (other "
+               f"work on the machine takes cores too). Peak RSS of the bench process (model, both loops) "
+               f"{r['peak_rss_mib']} MiB; peak image bytes + pixels in flight {r['peak_in_flight_mib']} MiB.", "",
              f"One batch at a time (no overlap), {seq['images']} images: {seq['img_s']:.1f} images/s; per phase "
              "(wall / CPU seconds): "
              + ", ".join(f"{k} {seq['phases_wall_s'].get(k, 0):.2f} / {seq['phases_cpu_s'].get(k, 0):.2f}"

@@ -1,7 +1,7 @@
 """A bound on the image bytes and pixels held by batches in flight.
 
-Each prepared image reserves its body plus its decoded pixels (twice: RGB and the model's BGR
-copy) *before* it is decoded, and the faces stage releases the reservation once the faces are
+Each prepared image reserves its body plus its decoded pixels (BGR, 3 bytes each) *before* it is
+decoded, and the faces stage releases the reservation once the faces are
 computed (refusals release at once). A reservation waits while the budget is spent — except for
 the oldest batch not yet past the faces stage, which may always go over: the faces stage waits
 for that batch, so holding it back could never free anything. A flood of large images therefore

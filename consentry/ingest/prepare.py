@@ -117,7 +117,7 @@ class Preparer:
         if v.refused:  # opted out in the response headers: not even decoded
             return self.refused(msg, e, v)
 
-        held = self.budget.reserve(seq, len(e.body) + 6 * min(_pixels(e.body), self.max_pixels))
+        held = self.budget.reserve(seq, len(e.body) + 3 * min(_pixels(e.body), self.max_pixels))  # body + BGR
         try:
             try:
                 image = decode(e.body, max_pixels=self.max_pixels, min_side=self.min_side)

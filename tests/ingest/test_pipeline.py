@@ -102,8 +102,8 @@ def test_stages_overlap_and_a_graceful_stop_commits_the_batches_in_flight(site):
 
 
 def test_in_flight_image_bytes_stay_bounded(site):
-    size = 400  # 400x400 noise PNGs: ~480 kB bodies, 6 x 160k = ~0.96 MB of pixels held per image
-    limit = 3 * 1024 * 1024
+    size = 400  # 400x400 noise PNGs: ~480 kB bodies, 3 x 160k = 0.48 MB of pixels held per image
+    limit = 2 * 1024 * 1024
     rig = make_rig(site, partitions=1, max_poll_records=4, max_in_flight=3, max_in_flight_bytes=limit,
                    max_bytes=8 << 20)
     rig.add_source("family")
@@ -112,7 +112,7 @@ def test_in_flight_image_bytes_stay_bounded(site):
     while rig.committed() < len(cands):
         w.pump()
     w.finish()
-    per_image = len(noise_image(500, size=size)) + 6 * size * size
+    per_image = len(noise_image(500, size=size)) + 3 * size * size
     assert w.budget.used == 0
     assert w.budget.peak <= limit + 4 * per_image  # the limit plus at most the oldest batch
     assert w.budget.peak < 12 * per_image  # three full batches were never held at once
