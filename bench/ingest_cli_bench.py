@@ -63,6 +63,7 @@ def main() -> int:
     site = ImageSite().start()
     runs = []
     try:
+        s = load_settings()  # now with the stack's generated S3 credentials
         feed = Feed(s, site)
         all_bodies: dict[str, bytes] = {}
         for label, n in (("small", small), ("large", large)):
