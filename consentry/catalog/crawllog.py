@@ -75,7 +75,8 @@ class PageVisit(_Line):
 
 
 CrawlLine = CrawlRefusal | PageVisit
-_LINE = TypeAdapter(Annotated[CrawlRefusal | PageVisit, Field(discriminator="record")])
+_LINE: TypeAdapter[CrawlLine] = TypeAdapter(
+    Annotated[CrawlRefusal | PageVisit, Field(discriminator="record")])  # type: ignore[arg-type,maybe-unrecognized-str-typeform]
 
 
 def parse_line(text: str | bytes) -> CrawlLine:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from ..clients.objectstore import ObjectStore
 from ..core.consent import matches_source
 from ..core.errors import NotFound, ObjectNotFound
@@ -42,6 +44,6 @@ class SourceRegistry:
         self.get(source_id)
         self.store.delete(self.key(source_id))
 
-    def for_url(self, url: str) -> list[Source]:
+    def for_url(self, url: str) -> builtins.list[Source]:  # `list` here is the method above
         """Sources whose match covers ``url``."""
         return [s for s in self.list() if matches_source(s.match, url)]

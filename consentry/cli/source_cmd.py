@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .common import CliContext, emit_json, json_option, pass_ctx, table
@@ -67,7 +69,7 @@ def add(ctx: CliContext, name: str, match: str, basis: str, evidence: str | None
         click.echo(f"consentry: warning: retention {days} days exceeds the maximum {s.retention_max_days}; "
                    f"capped to {s.retention_max_days}", err=True)
         days = s.retention_max_days
-    fields = {"id": name, "match": match, "basis": basis, "evidence": evidence, "retention_days": days,
+    fields: dict[str, Any] = {"id": name, "match": match, "basis": basis, "evidence": evidence, "retention_days": days,
               "contact": contact}
     if existing is not None:
         fields.update(created_at=existing.created_at, updated_at=utcnow())

@@ -56,7 +56,7 @@ def address_refusal(address: str, allow_private: bool) -> str | None:
 
 def system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})
 
 
 def check_url(url: str, allow_private: bool, resolver: Resolver = system_resolver) -> list[str]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 #: identifiers we accept for sources, jobs and tokens: safe in object keys and Milvus filters
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"

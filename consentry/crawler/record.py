@@ -127,7 +127,11 @@ class CrawlRecorder:
         if self._flushing is None:
             waiter.callback(None)
         else:
-            self._flushing.addBoth(lambda result: (waiter.callback(None), result)[1])
+            def fire(result: object) -> object:
+                waiter.callback(None)
+                return result
+
+            self._flushing.addBoth(fire)
         return waiter
 
     # --- storing -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..catalog.crawllog import CrawlRefusal, What
@@ -58,6 +58,6 @@ def found_on(request: Request) -> str | None:
     return referer.decode("latin-1") if referer else None
 
 
-def refusal_counts(stats: dict[str, Any]) -> dict[str, int]:
+def refusal_counts(stats: Mapping[str, Any]) -> dict[str, int]:
     """``{reason: count}`` from a stats dict."""
     return {k[len(STATS_PREFIX):]: int(v) for k, v in stats.items() if k.startswith(STATS_PREFIX)}

@@ -47,7 +47,7 @@ class ImageSpider(scrapy.Spider):
     @property
     def _state(self) -> dict[str, Any]:
         if not hasattr(self, "state"):
-            self.state = {}
+            self.state: dict[str, Any] = {}
         st = self.state
         st.setdefault("pages", set())
         st.setdefault("images", set())

@@ -15,6 +15,7 @@ Crawl-time history (``crawl``) is shown in every case, newest last.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -163,7 +164,7 @@ class Explainer:
             refusals=crawl_decisions(url, refusals), images=rows)
 
 
-def crawl_decisions(url: str, lines: list[CrawlLine]) -> list[dict[str, Any]]:
+def crawl_decisions(url: str, lines: Sequence[CrawlLine]) -> list[dict[str, Any]]:
     """What each crawl decided about ``url``, oldest first.
 
     ``refused`` (a refusal of the URL itself), ``withheld`` (found on a page under an opt-out),

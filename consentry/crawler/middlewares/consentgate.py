@@ -97,35 +97,41 @@ class ConsentGateMiddleware:
         if url in self._refused_images:
             return None
         if not on_allowed_host(url, self.hosts):
-            return self._refuse("offsite-image", image, "image host is outside the source")
+            self._refuse("offsite-image", image, "image host is outside the source")
+            return None
         signals = list(page_signals)
         listed = self.optouts.match(url) if self.optouts is not None else None
         if listed is not None:
-            return self._refuse("do-not-train", image, listed.signal().value, listed.signal())
+            self._refuse("do-not-train", image, listed.signal().value, listed.signal())
+            return None
         if self.robots is not None:
             rules = await self.robots.rules(url)
             sig = rules.signal(url, scope="image")
             if sig.opt_out:
-                return self._refuse("robots-txt", image, rules.why, sig)
+                self._refuse("robots-txt", image, rules.why, sig)
+                return None
             signals.append(sig)
-            sig = rules.ai_signal(url, scope="image")
-            if sig is not None:
-                if sig.opt_out:
-                    return self._refuse("robots-txt-ai-crawlers", image, sig.detail or "", sig)
-                signals.append(sig)
+            ai = rules.ai_signal(url, scope="image")
+            if ai is not None:
+                if ai.opt_out:
+                    self._refuse("robots-txt-ai-crawlers", image, ai.detail or "", ai)
+                    return None
+                signals.append(ai)
         if self.aitxt is not None:
-            sig = (await self.aitxt.rules(url)).signal(url, scope="image")
-            if sig is not None:
-                if sig.opt_out:
-                    return self._refuse("ai-txt", image, "ai.txt disallows this URL", sig)
-                signals.append(sig)
+            aitxt = (await self.aitxt.rules(url)).signal(url, scope="image")
+            if aitxt is not None:
+                if aitxt.opt_out:
+                    self._refuse("ai-txt", image, "ai.txt disallows this URL", aitxt)
+                    return None
+                signals.append(aitxt)
         if self.tdmrep is not None:
-            sig = await self.tdmrep.signal(url, scope="image")
-            if sig is not None:
-                sig = licensed(sig, self.basis, self.evidence)
-                if sig.opt_out:
-                    return self._refuse("tdm-reservation", image, "tdmrep.json reserves this location", sig)
-                signals.append(sig)
+            tdm = await self.tdmrep.signal(url, scope="image")
+            if tdm is not None:
+                tdm = licensed(tdm, self.basis, self.evidence)
+                if tdm.opt_out:
+                    self._refuse("tdm-reservation", image, "tdmrep.json reserves this location", tdm)
+                    return None
+                signals.append(tdm)
         return ImageCandidate.build(url=url, page_url=image.page_url, job_id=self.job_id, source_id=self.source_id,
                                     alt=image.alt, page_title=image.page_title, licence_url=image.licence_url,
                                     signals=signals)

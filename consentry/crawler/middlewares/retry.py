@@ -36,7 +36,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if new is not None:
             delay = self.backoff(int(new.meta.get("retry_times", 1)))
             new.meta[NOT_BEFORE_META] = time.time() + delay
-            self.crawler.stats.inc_value("crawler/retry/backoff_seconds", delay)
+            self.crawler.stats.inc_value("crawler/retry/backoff_seconds", delay)  # type: ignore[arg-type]  # floats add up fine
         return new
 
     async def process_request(self, request: Request) -> None:
