@@ -94,8 +94,7 @@ def decode(data: bytes, max_pixels: int = 40_000_000, min_side: int = 1) -> Deco
                     return DecodedImage(bgr=bgr, format=fmt, width=bgr.shape[1], height=bgr.shape[0], xmp=xmp)
             im.seek(0)  # animated: first frame
             im.load()
-            im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb(im)
+            rgb = _to_rgb(ImageOps.exif_transpose(im))
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -160,7 +160,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
                    err=True)
         stop.set()
 
-    old: dict[int, Callable[..., Any] | int | None] = {}
+    old: dict[signal.Signals, Callable[..., Any] | int | None] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         old[sig] = signal.signal(sig, handler)
     try:

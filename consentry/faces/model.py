@@ -89,7 +89,7 @@ class InsightFaceModel:
                      for k in range(0, len(crops), r)]
             embs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
         norms = np.linalg.norm(embs, axis=1, keepdims=True)
-        embs = embs / np.where(norms == 0, 1, norms)
+        embs = (embs / np.where(norms == 0, 1, norms)).astype(np.float32)
         out: list[list[DetectedFace]] = [[] for _ in images]
         for (i, j), e in zip(owners, embs):
             b = found[i][0][j]

@@ -53,7 +53,8 @@ class BatchedSCRFD:
     def _anchor_centers(self, stride: int) -> np.ndarray:
         if stride not in self._centers:
             n = self.size // stride
-            c = (np.stack(np.mgrid[:n, :n][::-1], axis=-1).astype(np.float32) * stride).reshape((-1, 2))
+            grid = np.mgrid[:n, :n]
+            c = (np.stack([grid[1], grid[0]], axis=-1).astype(np.float32) * stride).reshape((-1, 2))
             if self.m._num_anchors > 1:
                 c = np.stack([c] * self.m._num_anchors, axis=1).reshape((-1, 2))
             self._centers[stride] = c

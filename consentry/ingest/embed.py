@@ -15,6 +15,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -116,8 +117,9 @@ class FaceStage:
             if sup:
                 continue  # on the suppression list: never indexed, its embedding is dropped here
             fid = Face.make_id(fp.sha256, f.bbox, self.model_id)
+            x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
             faces[fid] = Face(face_id=fid, embedding=[float(v) for v in f.embedding], image_sha256=fp.sha256,
-                              url_key=c.key, bbox=tuple(round(v, 2) for v in f.bbox), det_score=f.score,
+                              url_key=c.key, bbox=(x1, y1, x2, y2), det_score=f.score,
                               source_id=c.source_id, job_id=c.job_id, model_id=self.model_id,
                               ingested_at=int(now.timestamp()), expires_at=int(expires.timestamp()))
             if self.store_crops:
@@ -182,7 +184,7 @@ class FaceStage:
         """Drop faces whose embedding is unusable (zero or not finite): they could never be searched."""
         return [f for f in faces if np.isfinite(f.embedding).all() and float(np.linalg.norm(f.embedding)) > 0]
 
-    def suppressed(self, embeddings: Sequence[Sequence[float] | np.ndarray]) -> list[bool]:
+    def suppressed(self, embeddings: Sequence[Any]) -> list[bool]:
         """Which embeddings match someone on the suppression list (one Strong Milvus search;
         DependencyError on failure)."""
         if not embeddings:

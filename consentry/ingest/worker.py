@@ -194,7 +194,7 @@ class IngestWorker:
             p = plan(results, self.rewinds.snapshot())
             if p.commit:
                 try:
-                    self.retry.call(lambda offsets=p.commit: self.consumer.commit(offsets), "commit offsets")
+                    self._commit(p.commit)
                     out.committed.update(p.commit)
                 except DependencyError as exc:  # the writes are durable and idempotent: a later commit covers them
                     self.stats.commit_failed()
@@ -212,6 +212,9 @@ class IngestWorker:
                     seek(topic, partition, offset)
                 out.redeliver[(topic, partition)] = offset
         return out
+
+    def _commit(self, offsets: dict[TP, int]) -> None:
+        self.retry.call(lambda: self.consumer.commit(offsets), "commit offsets")
 
     def _count(self, w: Written) -> None:
         if w.decision == "dead-letter":

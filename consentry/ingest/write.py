@@ -111,29 +111,33 @@ class Writer:
                 return [(j, exc) for j in group[n:]]  # later records of the same URL wait for this one
         return []
 
-    def _write_objects(self, o: Outcome) -> None:
+    def _write_objects(self, o: Refused | DeadLettered | ReadyToWrite) -> None:
         prov = o.provenance
         if prov is None:  # a dead letter without a URL (unparseable record)
             return
         if isinstance(o, ReadyToWrite) and self.store_crops and o.crops:
             for face_id in prov.face_ids:
                 if face_id in o.crops:
-                    key = ProvenanceStore.crop_key(face_id)
-                    self.retry.call(lambda k=key, d=o.crops[face_id]: self.store.put(k, d, content_type="image/jpeg"),
-                                    "put crop")
+                    self._put_crop(face_id, o.crops[face_id])
         self.retry.call(lambda: self.provenance.put(prov), "put provenance")
-        if prov.sha256:
-            self.retry.call(lambda: self.provenance.mark_image_url(prov.sha256, prov.key), "index image bytes")
+        sha256 = prov.sha256
+        if sha256:
+            self.retry.call(lambda: self.provenance.mark_image_url(sha256, prov.key), "index image bytes")
+
+    def _put_crop(self, face_id: str, jpeg: bytes) -> None:
+        key = ProvenanceStore.crop_key(face_id)
+        self.retry.call(lambda: self.store.put(key, jpeg, content_type="image/jpeg"), "put crop")
 
     def _tombstones(self, items: list[Any]) -> None:
         """Undo the writes of records whose source, job or URL was erased after they were discovered."""
-        if self.tombstones is None:
+        tombstones = self.tombstones
+        if tombstones is None:
             return
         todo = [k for k, o in enumerate(items) if isinstance(o, (Refused, ReadyToWrite))]
         scopes = sorted({s for k in todo for s in _scopes(items[k])})
         try:
             erased = dict(zip(scopes, self._pool.map(
-                lambda s: self.retry.call(lambda: self.tombstones.erased_at(*s), "erasure tombstone"), scopes)))
+                lambda s: self.retry.call(lambda: tombstones.erased_at(*s), "erasure tombstone"), scopes)))
         except DependencyError as exc:
             self._transient(items, todo, "ingest.tombstones", exc)
             return
@@ -164,7 +168,7 @@ class Writer:
             items[k] = Transient(items[k].msg, stage, exc)
 
 
-def _written(o: Outcome) -> Written:
+def _written(o: Refused | DeadLettered | ReadyToWrite) -> Written:
     if isinstance(o, DeadLettered):
         return Written(o.msg, "dead-letter", o.letter.reason, error_class=o.letter.error_class)
     p = o.provenance
