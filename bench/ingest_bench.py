@@ -1,16 +1,20 @@
-"""Ingest throughput: images/s through the whole ingest path vs the bare detect+embed loop.
+"""Ingest throughput: images/s through the whole ingest path vs a bare decode + detect + embed loop.
 
-The whole path is one in-process IngestWorker over the real local stack (tansu, SeaweedFS,
-milvus-lite, started here on loopback ports from --port-base) fetching from a local HTTP site:
-Kafka poll → fetch → decode → dedup (S3) → consent → detect+embed → suppression check (Milvus) →
-Milvus upsert → suppression re-check → provenance (S3) → offset commit. The bare loop runs the
-same model's ``analyze_batch`` on the same decoded images, in the same batch size, in the same run.
-The ratio of the two is the pipeline's overhead.
+The whole path is one IngestWorker — the product's pipelined worker at the default settings — over
+the real local stack (tansu, SeaweedFS, milvus-lite, started here on loopback ports from
+--port-base) fetching from a local image site that runs in its own process: Kafka poll → fetch →
+decode → sha256/phash → dedup lookup (S3) → consent → detect + embed → suppression check (Milvus)
+→ Milvus upsert → suppression re-check → S3 provenance → offset commit. The baseline is what a user
+would write with plain insightface and the same model pair: per image, cv2.imdecode → detect →
+align → embed. Both run in this process, alternately, ``--repeats`` times on fresh distinct-byte
+copies of real face photos (so dedup never skips one); the figure is the ratio of the medians.
 
-Every URL serves distinct bytes (a JPEG comment carries a counter), so dedup never skips an image.
-A warm-up set (consumer group join, model and connection warm-up) is processed before timing.
+Then one sequential pass (one batch at a time through the same stages, no overlap) gives each
+phase's wall and CPU time. The CPU seconds of every local server (and of the image site) during
+the timed windows are printed: they share the two cores with ingest, which makes the physical
+limit visible.
 
-    .venv/bin/python bench/ingest_bench.py [--copies 4] [--port-base 34000] [--json]
+    .venv/bin/python bench/ingest_bench.py [--copies 8] [--repeats 3] [--port-base 40000] [--json]
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import argparse
 import json
 import os
 import platform
-import struct
+import statistics
 import sys
 import tempfile
 import time
@@ -27,158 +31,170 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg", "astronaut.png")
-
-
-def tagged_jpeg(jpeg: bytes, tag: str) -> bytes:
-    """The same pixels, different bytes: a COM segment right after SOI."""
-    payload = tag.encode()
-    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
-
-
-def to_jpeg(path: Path) -> bytes:
-    import io
-
-    from PIL import Image
-
-    data = path.read_bytes()
-    if data[:3] == b"\xff\xd8\xff":
-        return data
-    buf = io.BytesIO()
-    Image.open(path).convert("RGB").save(buf, "JPEG", quality=92)
-    return buf.getvalue()
+import report  # noqa: E402
+from ingest_env import PHOTOS, BareInsightface, CpuMeter, Feed, ImageSite, copies, peak_rss_mib, stack_env  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--copies", type=int, default=4, help="distinct-byte copies of each of the 6 photos")
-    ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_TEST_PORT_BASE", "34000")))
+    ap.add_argument("--copies", type=int, default=8, help="distinct-byte copies of each of the 6 photos per repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_BENCH_PORT_BASE", "40000")))
     ap.add_argument("--json", action="store_true")
+    report.add_args(ap)
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="consentry-bench-"))
-    b = args.port_base
-    os.environ.update({
-        "CONSENTRY_HOME": str(home), "CONSENTRY_S3_ENDPOINT": f"http://127.0.0.1:{b}",
-        "CONSENTRY_KAFKA_BOOTSTRAP": f"127.0.0.1:{b + 92}", "CONSENTRY_MILVUS_URI": f"http://127.0.0.1:{b + 540}",
-        "CONSENTRY_ALLOW_PRIVATE_NETWORKS": "true", "CONSENTRY_TOPIC_PREFIX": "bench.",
-        "CONSENTRY_KAFKA_MAX_POLL_RECORDS": "8", "RAY_USAGE_STATS_ENABLED": "0"})
+    os.environ.update(stack_env(home, args.port_base, CONSENTRY_STACK_RAY="false"))
     os.environ.pop("CONSENTRY_CONFIG", None)
 
     import onnxruntime
 
-    from consentry.catalog.sources import SourceRegistry
-    from consentry.clients.objectstore import S3Config, S3ObjectStore
-    from consentry.core.records import Basis, ImageCandidate, Source
     from consentry.core.settings import load_settings
     from consentry.demo.photos import ensure_photos
-    from consentry.imaging import decode
+    from consentry.faces.packs import pack_files
     from consentry.infra.stack import Stack
     from consentry.wiring import ingest_worker, prepare_ingest
-    from tests.ingest.site import Route, Site
-    from tests.ingest.stackhelp import Env
 
     photos = ensure_photos()
     stack = Stack(load_settings())
     stack.up("embedded")
-    site = Site().start()
+    site = ImageSite().start()
     try:
         s = load_settings()
         prepare_ingest(s)
-        env = Env(s)
-        SourceRegistry(S3ObjectStore(S3Config.from_settings(s))).put(
-            Source(id="bench", match=f"127.0.0.1:{site.port}", basis=Basis.CONSENT))
-        bodies: dict[str, bytes] = {}
-        for round_ in ("warm", *[f"c{k}" for k in range(args.copies)]):
-            for name in PHOTOS:
-                path = f"/{round_}/{name}.jpg"
-                bodies[path] = tagged_jpeg(to_jpeg(photos[name]), f"{round_}/{name}")
-                site.routes[path] = Route(bodies[path], headers={"Content-Type": "image/jpeg"})
+        feed = Feed(s, site)
 
-        def cands(prefix: str) -> list[ImageCandidate]:
-            return [ImageCandidate(url=site.url(p), page_url=site.url("/"), job_id="bench", source_id="bench")
-                    for p in bodies if p.startswith(prefix)]
+        def publish(bodies: dict[str, bytes]) -> int:
+            n = feed.publish(bodies)
+            time.sleep(0.5)  # records are in the broker before the clock starts
+            return n
 
         worker = ingest_worker(s)
-        model = worker.faces.model
+        _kind, det_path, rec_path = pack_files(s.model_pack, s.model_dir)
+        bare = BareInsightface(det_path, rec_path, s.model_threads, s.model_det_size)
+        servers = {name: stack.procs[name].pid() for name in ("seaweedfs", "tansu", "milvus")}
+        meter = CpuMeter({**servers, "image site": site.proc.pid})  # type: ignore[union-attr]
 
-        phases: dict[str, float] = {}
-
-        def drain(n: int) -> float:
-            done, t0 = 0, None
-            phases.clear()
+        def pipelined(n: int) -> float:
+            """Seconds from the first poll to the last commit of ``n`` records, pipelined (the product's loop)."""
+            done, t0 = 0, time.perf_counter()
             while done < n:
-                t = time.perf_counter()
-                out = worker.poll_once()
-                if out.records and t0 is None:
-                    t0 = t
-                done += out.records
-                for k, v in out.seconds.items():
-                    phases[k] = phases.get(k, 0.0) + v
-            return time.perf_counter() - (t0 or time.perf_counter())
+                done += worker.pump().records
+            return time.perf_counter() - t0
 
-        env.produce(cands("/warm/"))
-        drain(len(PHOTOS))  # group join, model and connection warm-up
-        timed = [c for k in range(args.copies) for c in cands(f"/c{k}/")]
-        env.produce(timed)
-        time.sleep(0.5)  # records are in the broker before the clock starts
-        warm_faces = worker.stats.snapshot()["faces"]
-        pipe_s = drain(len(timed))
-        faces = worker.stats.snapshot()["faces"] - warm_faces
+        warm = copies(photos, "warm", 1)
+        publish(warm)
+        pipelined(len(warm))  # group join, model and connections warm
+        bare.run(list(warm.values()))
 
-        decoded = [decode(bodies[c.url.split(str(site.port), 1)[1]]).bgr for c in timed]
-        batch = s.kafka_max_poll_records
-        model.analyze_batch(decoded[:batch])  # warm
-        t = time.perf_counter()
-        bare_faces = 0
-        for i in range(0, len(decoded), batch):
-            bare_faces += sum(len(f) for f in model.analyze_batch(decoded[i:i + batch]))
-        bare_s = time.perf_counter() - t
+        runs = []
+        for r in range(args.repeats):
+            bodies = copies(photos, f"r{r}", args.copies)
+            n = publish(bodies)
+            faces0 = worker.stats.snapshot()["faces"]
+            cpu0 = time.process_time()
+            meter.start()
+            whole_s = pipelined(n)
+            meter.stop()
+            ingest_cpu = time.process_time() - cpu0
+            faces = worker.stats.snapshot()["faces"] - faces0
+            cpu0 = time.process_time()
+            bare_s, bare_faces = bare.run(list(bodies.values()))
+            runs.append({"images": n, "whole_s": whole_s, "whole_img_s": n / whole_s, "bare_s": bare_s,
+                         "bare_img_s": n / bare_s, "ratio": bare_s / whole_s, "faces": faces,
+                         "bare_faces": bare_faces, "ingest_cpu_s": ingest_cpu,
+                         "bare_cpu_s": time.process_time() - cpu0, "load": os.getloadavg()[0]})
+            print(f"repeat {r + 1}: whole {n / whole_s:.1f} images/s, bare {n / bare_s:.1f} images/s, "
+                  f"ratio {bare_s / whole_s:.2f}", file=sys.stderr)
+
+        # one batch at a time (no overlap): each phase's wall and CPU time
+        bodies = copies(photos, "seq", args.copies)
+        n = publish(bodies)
+        phases: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        done, t0 = 0, time.perf_counter()
+        while done < n:
+            out = worker.poll_once()
+            done += out.records
+            for k, v in out.seconds.items():
+                phases[k] = phases.get(k, 0.0) + v
+            for k, v in out.cpu.items():
+                cpu[k] = cpu.get(k, 0.0) + v
+        seq_s = time.perf_counter() - t0
+        peak_in_flight = worker.budget.peak
         worker.close()
     finally:
         site.close()
         stack.down()
 
-    n = len(timed)
-    pipe_ips, bare_ips = n / pipe_s, n / bare_s
+    whole = statistics.median(r["whole_img_s"] for r in runs)
+    bare_ips = statistics.median(r["bare_img_s"] for r in runs)
+    timed_s = sum(r["whole_s"] for r in runs)
     result = {
-        "images": n, "faces_pipeline": faces, "faces_bare": bare_faces,
-        "pipeline_s": round(pipe_s, 3), "pipeline_img_s": round(pipe_ips, 2),
-        "bare_s": round(bare_s, 3), "bare_img_s": round(bare_ips, 2),
-        "overhead_ratio": round(bare_ips / pipe_ips, 2),
-        "model": model.model_id, "onnxruntime": onnxruntime.__version__,
-        "intra_op_threads": s.model_threads, "inter_op_threads": 1, "allow_spinning": 0,
-        "fetch_concurrency": worker_cfg_fetch(), "poll_batch": batch, "det_size": s.model_det_size,
-        "cpus": os.cpu_count(), "python": platform.python_version(),
-        "phases_s": {k: round(v, 3) for k, v in phases.items()},
+        "images_per_repeat": runs[0]["images"], "repeats": runs, "whole_img_s": round(whole, 2),
+        "bare_img_s": round(bare_ips, 2), "ratio": round(whole / bare_ips, 3),
+        "sequential": {"images": n, "seconds": round(seq_s, 2), "img_s": round(n / seq_s, 2),
+                       "phases_wall_s": {k: round(v, 2) for k, v in phases.items()},
+                       "phases_cpu_s": {k: round(v, 2) for k, v in cpu.items()}},
+        "server_cpu_s": {k: round(v, 2) for k, v in meter.used.items()},
+        "ingest_cpu_s": round(sum(r["ingest_cpu_s"] for r in runs), 2), "timed_s": round(timed_s, 2),
+        "cpu_ms_per_image": {
+            "whole": round(1000 * (sum(r["ingest_cpu_s"] for r in runs) + sum(meter.used.values()))
+                           / sum(r["images"] for r in runs), 1),
+            "bare": round(1000 * sum(r["bare_cpu_s"] for r in runs) / sum(r["images"] for r in runs), 1)},
+        "load_average": round(statistics.median(r["load"] for r in runs), 1),
+        "peak_rss_mib": round(peak_rss_mib()), "peak_in_flight_mib": round(peak_in_flight / 2**20, 1),
+        "model": worker.faces.model_id, "onnxruntime": onnxruntime.__version__, "intra_op_threads": s.model_threads,
+        "poll_batch": s.kafka_max_poll_records, "in_flight_batches": s.ingest_max_in_flight_batches,
+        "prepare_threads": s.ingest_prepare_threads, "det_batch": s.model_det_batch, "cpus": os.cpu_count(),
+        "python": platform.python_version(),
     }
+    text = render(result)
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
-    print(f"\ningest bench: {n} images ({len(PHOTOS)} photos x {args.copies} distinct-byte copies), "
-          f"model {result['model']}")
-    runtime = (f"OpenCV dnn: cv2.setNumThreads({s.model_threads})" if result["model"].startswith("yunet") else
-               f"onnxruntime {result['onnxruntime']}: intra_op_num_threads={s.model_threads}, "
-               "inter_op_num_threads=1, session.intra_op.allow_spinning=0")
-    print(f"{runtime}; det_size={s.model_det_size}; poll batch={batch}; "
-          f"fetch threads={result['fetch_concurrency']}; {os.cpu_count()} CPUs\n")
-    print(f"{'path':<44}{'images':>8}{'faces':>8}{'seconds':>10}{'images/s':>10}")
-    print(f"{'whole ingest (Kafka→fetch→…→Milvus+S3→commit)':<44}{n:>8}{faces:>8}{pipe_s:>10.2f}{pipe_ips:>10.2f}")
-    print(f"{'bare detect+embed (analyze_batch)':<44}{n:>8}{bare_faces:>8}{bare_s:>10.2f}{bare_ips:>10.2f}")
-    rest = pipe_s - sum(phases.values())
-    print("\nwhole path by phase: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items())
-          + f", poll+commit {rest:.2f}s  (prepare = fetch+decode+sha256/phash+dedup lookup, 4 threads; "
-          "faces = detect+embed+suppression check; write = Milvus upsert+re-check+S3 provenance)")
-    print(f"\npipeline overhead: bare / whole = {result['overhead_ratio']:.2f}x "
-          f"(whole path keeps {100 * pipe_ips / bare_ips:.0f}% of the model's throughput)")
+    else:
+        print(text)
+    report.write(args, title="Ingest: whole path vs bare decode + detect + embed", markdown=text,
+                 headline=f"ingest keeps **{100 * result['ratio']:.0f}%** of bare insightface "
+                          f"({whole:.1f} vs {bare_ips:.1f} images/s, decode included, median of {args.repeats})",
+                 data=result)
     return 0
 
 
-def worker_cfg_fetch() -> int:
-    from consentry.ingest.config import IngestConfig
+def render(r: dict) -> str:
+    n, seq = r["images_per_repeat"], r["sequential"]
+    lines = [f"{n} images per repeat ({len(PHOTOS)} real face photos x {n // len(PHOTOS)} distinct-byte copies), "
+             f"{len(r['repeats'])} repeats, model {r['model']} (onnxruntime {r['onnxruntime']}, intra-op threads "
+             f"{r['intra_op_threads']}, inter-op 1, spinning off), product defaults: poll batch {r['poll_batch']}, "
+             f"{r['in_flight_batches']} batches in flight, {r['prepare_threads']} prepare threads, detector batch "
+             f"{r['det_batch']}; {r['cpus']} CPUs shared with the local servers.", "",
+             "| path | images/s (median) | per repeat |", "|---|---|---|",
+             f"| whole ingest (Kafka → fetch → decode → dedup → consent → detect+embed → Milvus + S3 → commit) | "
+             f"{r['whole_img_s']:.1f} | {_each(r, 'whole_img_s')} |",
+             f"| bare insightface (cv2.imdecode → detect → align → embed, per image) | {r['bare_img_s']:.1f} | "
+             f"{_each(r, 'bare_img_s')} |", "",
+             f"**whole / bare = {r['ratio']:.2f}** (per repeat: {_each(r, 'ratio', 2)})", "",
+             f"CPU seconds during the {r['timed_s']:.1f} s of timed whole-path windows (2 cores = "
+             f"{2 * r['timed_s']:.1f} CPU s available): ingest process {r['ingest_cpu_s']:.1f}, "
+             + ", ".join(f"{k} {v:.1f}" for k, v in r["server_cpu_s"].items())
+             + f". CPU per image, every process counted: whole path {r['cpu_ms_per_image']['whole']:.0f} ms, bare "
+               f"{r['cpu_ms_per_image']['bare']:.0f} ms. Load average during the run: {r['load_average']} (other "
+               f"work on the machine takes cores too). Peak RSS of the bench process (model, both loops) "
+               f"{r['peak_rss_mib']} MiB; peak image bytes + pixels in flight {r['peak_in_flight_mib']} MiB.", "",
+             f"One batch at a time (no overlap), {seq['images']} images: {seq['img_s']:.1f} images/s; per phase "
+             "(wall / CPU seconds): "
+             + ", ".join(f"{k} {seq['phases_wall_s'].get(k, 0):.2f} / {seq['phases_cpu_s'].get(k, 0):.2f}"
+                         for k in ("prepare", "faces", "write"))
+             + " (prepare = fetch + decode + sha256/phash + dedup lookup on 4 threads; faces = detect + embed + "
+               "one suppression search; write = DLQ + one Milvus upsert + one re-check + S3 provenance + tombstones)."]
+    return "\n".join(lines)
 
-    return IngestConfig.__dataclass_fields__["fetch_concurrency"].default
+
+def _each(r: dict, key: str, digits: int = 1) -> str:
+    return ", ".join(f"{x[key]:.{digits}f}" for x in r["repeats"])
 
 
 if __name__ == "__main__":

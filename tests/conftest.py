@@ -58,6 +58,8 @@ def stack_env(home: Path, base: int) -> dict[str, str]:
         "CONSENTRY_ALLOW_PRIVATE_NETWORKS": "true",
         "CONSENTRY_TOPIC_PREFIX": "test.",
         "CONSENTRY_CRAWL_DOWNLOAD_DELAY": "0.001",
+        "CONSENTRY_STACK_RAY": "false",  # tests that need Ray start their own (tests/ingest, tests/infra)
+        "CONSENTRY_STACK_RAY_PORT": str(base + 700),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
 

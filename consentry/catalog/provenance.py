@@ -96,8 +96,12 @@ class ProvenanceStore:
         return [u for _, u in sorted(seen)]
 
     def add_image_url(self, sha256: str, ukey: str) -> list[str]:
-        self.store.put_if_absent(self._image_prefix(sha256) + ukey, str(time.time_ns()).encode(), "text/plain")
+        self.mark_image_url(sha256, ukey)
         return self.image_urls(sha256)
+
+    def mark_image_url(self, sha256: str, ukey: str) -> None:
+        """Record that ``ukey`` served ``sha256`` (first sighting kept), without reading the index back."""
+        self.store.put_if_absent(self._image_prefix(sha256) + ukey, str(time.time_ns()).encode(), "text/plain")
 
     def remove_image_url(self, sha256: str, ukey: str) -> None:
         self.store.delete(self._image_prefix(sha256) + ukey)

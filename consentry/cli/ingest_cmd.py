@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 import click
@@ -23,10 +23,13 @@ def ingest() -> None:
 
 
 @ingest.command("run")
-@click.option("--workers", type=click.IntRange(min=1), help="Number of worker actors (default: ingest_workers setting).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Number of worker actors (default: ingest_workers setting).")
 @click.option("--until-idle", is_flag=True, help="Exit once every worker has had nothing to do for "
               "ingest_idle_seconds while holding its partitions.")
 @click.option("--no-ray", is_flag=True, help="Run the workers as threads of this process (debugging).")
+@click.option("--local-ray", is_flag=True, help="Start an in-process Ray for this run instead of connecting to a "
+              "cluster (the stack's Ray head, or CONSENTRY_RAY_ADDRESS).")
 @click.option("--idle-seconds", type=float, help="Override ingest_idle_seconds for --until-idle.")
 @click.option("--interval", type=float, default=5.0, show_default=True,
               help="Seconds between throughput lines on stderr.")
@@ -35,12 +38,14 @@ def ingest() -> None:
 @click.option("--http-host", default="127.0.0.1", show_default=True, help="Address for --http-port.")
 @json_option
 @pass_ctx
-def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, idle_seconds: float | None,
-        interval: float, http_port: int | None, http_host: str, as_json: bool) -> None:
-    """Consume image candidates until stopped (Ctrl-C / SIGTERM finish the batch in flight, commit, close).
+def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, local_ray: bool,
+        idle_seconds: float | None, interval: float, http_port: int | None, http_host: str, as_json: bool) -> None:
+    """Consume image candidates until stopped (Ctrl-C / SIGTERM finish the batches in flight, commit, close).
 
-    Throughput (counts and per-second rates of records, fetched, indexed, faces, refusals by reason
-    and dead letters) is printed to stderr while running; the totals are printed at the end.
+    The workers are Ray actors on the cluster at CONSENTRY_RAY_ADDRESS, else on the local stack's Ray
+    head (`consentry stack up` starts it); --local-ray starts an in-process Ray instead, --no-ray runs
+    them as threads. Throughput (counts and per-second rates of records, fetched, indexed, faces,
+    refusals by reason and dead letters) is printed to stderr while running; the totals at the end.
 
     \b
     Example:
@@ -52,18 +57,22 @@ def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, id
 
     s = ctx.settings
     n = workers or s.ingest_workers
+    if no_ray and local_ray:
+        raise click.UsageError("--no-ray and --local-ray exclude each other")
     prepare_ingest(s)
     if no_ray:
         pool: Any = ThreadPool(lambda _k: ingest_worker(s), n)
     else:
-        from ..ingest.raypool import RayPool, init_ray
+        from ..ingest.raypool import RayPool, connect_ray
 
-        init_ray(s, n)
+        address, env = _ray_cluster(s, local_ray)
+        connect_ray(address, env, s.ray_connect_timeout_s, local_cpus=max(2, int(-(-n * s.ingest_worker_cpus // 1))))
         pool = RayPool(s, n, ingest_worker)
     stop = threading.Event()
     started = time.monotonic()
     throughput = _Throughput(interval)
-    with _stop_on_signals(stop), _health(http_host, http_port) as health:
+    # stdout carries only the result: what Ray prints while running (e.g. a lost node's raylet) goes to stderr
+    with _stop_on_signals(stop), _health(http_host, http_port) as health, redirect_stdout(sys.stderr):
         def on_tick(stats: dict[str, Any]) -> None:
             throughput(stats)
             if health is not None:
@@ -81,6 +90,25 @@ def run(ctx: CliContext, workers: int | None, until_idle: bool, no_ray: bool, id
     rows += [(f"errors/{e}", c) for e, c in sorted(totals.get("errors_by_class", {}).items())]
     rows.append(("seconds", totals["seconds"]))
     table(rows, ["ingest", "count"])
+
+
+def _ray_cluster(s: Any, local: bool) -> tuple[str | None, dict[str, str]]:
+    """(address, Ray's environment): CONSENTRY_RAY_ADDRESS (Ray's own RAY_AUTH_* variables, as set by the
+    operator), else the local stack's head (its token file), else an in-process Ray with --local-ray."""
+    from ..core.errors import DependencyError
+    from ..infra.ray_node import RayEndpoint, ensure_token
+    from ..infra.stack import Stack
+
+    if local:
+        return None, RayEndpoint("", ensure_token(s.home / "ray" / "auth_token")).env()
+    if s.ray_address:
+        return s.ray_address, {}
+    endpoint = Stack(s).ray_endpoint()
+    if endpoint is None:
+        raise DependencyError("no Ray cluster: run `consentry stack up` (it starts a local Ray head), set "
+                              "CONSENTRY_RAY_ADDRESS, or pass --local-ray (in-process Ray) or --no-ray (threads)",
+                              reason="unreachable", transient=False)
+    return endpoint.address, endpoint.env()
 
 
 class _Throughput:
@@ -128,11 +156,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        click.echo(f"ingest: {signal.Signals(signum).name}: finishing the batch in flight, then stopping",
+        click.echo(f"ingest: {signal.Signals(signum).name}: finishing the batches in flight, then stopping",
                    err=True)
         stop.set()
 
-    old: dict[int, Callable[..., Any] | int | None] = {}
+    old: dict[signal.Signals, Callable[..., Any] | int | None] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         old[sig] = signal.signal(sig, handler)
     try:

@@ -1,4 +1,4 @@
-"""`consentry stack`: the local servers (S3, Kafka-compatible broker, Milvus) on loopback."""
+"""`consentry stack`: the local servers (S3, Kafka-compatible broker, Milvus, a Ray head) on loopback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .common import CliContext, emit_json, json_option, pass_ctx, table
 
 @click.group("stack")
 def stack() -> None:
-    """Start, stop and inspect the local servers (SeaweedFS S3, tansu Kafka, Milvus).
+    """Start, stop and inspect the local servers (SeaweedFS S3, tansu Kafka, Milvus, a Ray head).
 
     \b
     Example:
@@ -25,17 +25,23 @@ def _print(statuses, as_json: bool) -> None:  # noqa: ANN001
     if as_json:
         emit_json(status_dicts(statuses))
     else:
-        table([(s.name, s.address, "yes" if s.running else "no", "yes" if s.answers else "no", s.pid or "",
-                s.detail) for s in statuses], ["service", "address", "running", "answers", "pid", "detail"])
+        table([(f"{s.role} ({s.name})" if s.role and s.role != s.name else s.name, s.address,
+                "yes" if s.running else "no", "yes" if s.answers else "no", s.pid or "", s.detail)
+               for s in statuses], ["service", "address", "running", "answers", "pid", "detail"])
 
 
 @stack.command("up")
 @click.option("--milvus", type=click.Choice(["embedded", "server"]), default=None,
               help="embedded = milvus-lite (default); server = Milvus 2.3 standalone.")
+@click.option("--ray/--no-ray", "ray", default=None,
+              help="Also start a local Ray head for `ingest run` (default: the stack_ray setting, on).")
 @json_option
 @pass_ctx
-def up(ctx: CliContext, milvus: str | None, as_json: bool) -> None:
+def up(ctx: CliContext, milvus: str | None, ray: bool | None, as_json: bool) -> None:
     """Start the servers (idempotent) and create buckets and topics.
+
+    The Ray head listens on 127.0.0.1 only, with Ray's token authentication (the token is generated
+    once into $CONSENTRY_HOME/stack/ray/auth_token); `consentry ingest run` connects to it.
 
     Example: consentry stack up --milvus server
     """
@@ -44,7 +50,7 @@ def up(ctx: CliContext, milvus: str | None, as_json: bool) -> None:
     st = Stack(ctx.settings)
     if not as_json:
         click.echo(f"starting the local stack in {ctx.settings.stack_dir} …", err=True)
-    _print(st.up(milvus), as_json)
+    _print(st.up(milvus, ray), as_json)
 
 
 @stack.command("down")

@@ -106,7 +106,8 @@ class KafkaProducerAdapter:
 
         try:
             self._p = KafkaProducer(acks="all", retries=5, linger_ms=5, max_block_ms=int(max_block_s * 1000),
-                                    retry_backoff_ms=200, **cfg.common())
+                                    retry_backoff_ms=200, bootstrap_timeout_ms=int(max_block_s * 1000),
+                                    **cfg.common())
         except Exception as exc:  # kafka.errors.NoBrokersAvailable and friends
             raise _connect_error(exc, cfg) from None
         self._pending: list = []
@@ -219,9 +220,15 @@ class KafkaConsumerAdapter:
             raise _translate(exc, "commit") from None
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Read ``partition`` from ``offset`` next. A partition this member no longer holds (the group
+        rebalanced) is skipped: its new owner reads it from the committed offset anyway."""
         from kafka.structs import TopicPartition
 
-        self._c.seek(TopicPartition(topic, partition), offset)
+        tp = TopicPartition(topic, partition)
+        try:
+            self._c.seek(tp, offset)
+        except (ValueError, AssertionError) as exc:  # kafka-python: "Unassigned partition"
+            log.info("not seeking %s[%d] to %d: %s", topic, partition, offset, exc)
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._c.assignment()}

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     model_device: Literal["cpu", "cuda"] = Field(default="cpu", description="cuda uses onnxruntime-gpu's CUDA provider.")
     model_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads per session.")
     model_det_size: int = Field(default=640, ge=160, description="Detector input size in pixels (square).")
+    model_det_batch: int | None = Field(
+        default=None, ge=1, description="Images per detector call (one tensor of N letterboxed images); default 1 "
+        "on CPU (fastest there), 32 with model_device=cuda.")
+    model_rec_batch: int = Field(default=64, ge=1, description="Aligned faces per recogniser call, across images.")
     face_min_size: int = Field(default=24, ge=1, description="Smallest face side in pixels that is embedded.")
     face_min_score: float = Field(default=0.5, ge=0, le=1, description="Smallest detection score embedded.")
 
@@ -134,11 +138,29 @@ class Settings(BaseSettings):
     image_min_side: int = Field(default=32, ge=1, description="Smallest image side decoded.")
 
     # --- ingest workers -------------------------------------------------------------------------
-    ray_address: str | None = Field(default=None, description="Ray cluster address; unset starts a local Ray.")
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster address (host:port or ray://...) for `ingest run`; unset: the local "
+        "stack's Ray head (`consentry stack up`). Token auth uses Ray's own RAY_AUTH_MODE / RAY_AUTH_TOKEN(_PATH).")
+    ray_connect_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long `ingest run` keeps trying to connect to (or start) Ray before "
+        "giving up; a busy machine can take tens of seconds.")
     ingest_workers: int = Field(default=1, ge=1, description="Ingest worker actors (one Kafka consumer each).")
     ingest_worker_cpus: float = Field(default=0.5, gt=0, description="Ray CPUs each ingest actor asks for.")
     ingest_worker_gpus: float = Field(default=0, ge=0, description="Ray GPUs each ingest actor asks for (with model_device=cuda).")
+    ingest_actor_start_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long `ingest run` waits for its actors to start (model load, Kafka "
+        "join) before failing; nodes still joining the cluster count against it.")
     ingest_idle_seconds: float = Field(default=6.0, gt=0, description="--until-idle: exit after this long with nothing to do.")
+    ingest_prepare_threads: int = Field(
+        default=4, ge=1, description="Threads per worker that fetch, decode, hash and look up images ahead of the "
+        "model (the prepare stage).")
+    ingest_write_threads: int = Field(default=8, ge=1, description="Parallel S3 writes per worker batch.")
+    ingest_max_in_flight_batches: int = Field(
+        default=3, ge=1, description="Batches a worker holds between poll and commit: prepare of N+1, faces of N and "
+        "writes of N-1 overlap. 1 turns the pipeline off.")
+    ingest_max_in_flight_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024 * 1024, description="Image bytes plus decoded pixels a worker may hold in "
+        "flight; preparing waits above it (the oldest batch always proceeds).")
     retry_max_attempts: int = Field(default=5, ge=1, description="Attempts for a transient dependency failure.")
     retry_base_delay_s: float = Field(default=0.5, gt=0, description="First retry delay (exponential backoff, full jitter).")
     retry_max_delay_s: float = Field(default=10.0, gt=0, description="Longest retry delay.")
@@ -160,6 +182,13 @@ class Settings(BaseSettings):
 
     # --- local stack --------------------------------------------------------------------------------
     stack_milvus: Literal["embedded", "server"] = Field(default="embedded", description="Milvus the local stack runs.")
+    stack_ray: bool = Field(default=True, description="`consentry stack up` also starts a local Ray head (loopback, "
+                            "token auth) that `ingest run` connects to.")
+    stack_ray_port: int = Field(default=26379, ge=1024, le=65000, description="The local Ray head's GCS port; "
+                                "its other ports follow it (port+1 ... port+7, workers port+100 ... port+199).")
+    stack_ray_cpus: int | None = Field(default=None, ge=1, description="CPUs the local Ray head offers (default: "
+                                       "this machine's).")
+    stack_ray_object_store_mb: int = Field(default=256, ge=64, description="The local Ray head's object store size.")
 
     @field_validator("topic_prefix")
     @classmethod
@@ -179,7 +208,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "Settings":
+    def _check(self) -> Settings:
         for name in ("s3_endpoint", "milvus_uri"):
             u = urlparse(getattr(self, name))
             if u.scheme not in ("http", "https") or not u.hostname:

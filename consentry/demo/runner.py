@@ -72,8 +72,8 @@ class Demo:
     # ------------------------------------------------------------------ the walk-through
     def run(self) -> dict[str, Any]:
         stack = Stack(self.s)
-        self.step("Start the local stack (SeaweedFS S3, tansu Kafka, milvus-lite)")
-        stack.up("embedded")
+        self.step("Start the local stack (SeaweedFS S3, tansu Kafka, milvus-lite, a Ray head)")
+        stack.up("embedded", ray=True)  # `ingest run` below runs its workers on the stack's Ray
         try:
             return self._run_with_stack()
         finally:

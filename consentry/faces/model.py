@@ -19,8 +19,9 @@ log = logging.getLogger("consentry.faces")
 class InsightFaceModel:
     """SCRFD detection + ArcFace embedding through onnxruntime (insightface's model classes).
 
-    Detection runs per image; the aligned 112x112 crops of a whole batch of images are embedded
-    in one recogniser call (batching across images).
+    Detection runs ``det_batch`` images per call (1: insightface's own per-image path; more: one
+    tensor of letterboxed images, :mod:`.scrfd_batch`, identical boxes); the aligned 112x112 crops
+    of every image of a batch are embedded ``rec_batch`` at a time (batching across images).
     """
 
     def __init__(self, cfg: ModelConfig, det_path: Path, rec_path: Path) -> None:
@@ -40,6 +41,12 @@ class InsightFaceModel:
             self._rec = get_model(str(rec_path), providers=providers, sess_options=so)
             self._det.prepare(ctx_id=0 if cfg.device == "cuda" else -1, input_size=(cfg.det_size, cfg.det_size),
                               det_thresh=min(cfg.min_score, 0.5))
+            self._batched = None
+            if cfg.det_batch > 1:  # a dynamic-batch session of the same file (insightface's takes one image)
+                from .scrfd_batch import BatchedSCRFD
+
+                session = ort.InferenceSession(str(det_path), sess_options=so, providers=providers)
+                self._batched = BatchedSCRFD(self._det, session, cfg.det_size)
         except Exception as exc:
             raise ModelError(f"cannot load model pack {cfg.pack!r}: {type(exc).__name__}: {exc}") from None
         self.providers = providers
@@ -47,9 +54,17 @@ class InsightFaceModel:
         self.dim = EMBEDDING_DIM
         self._lock = threading.Lock()  # onnxruntime sessions are thread-safe, insightface's wrappers are not
 
-    def _detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        bboxes, kpss = self._det.detect(bgr, max_num=0)
-        if bboxes is None or len(bboxes) == 0:
+    def _detect(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self._batched is None:
+            found = [self._det.detect(bgr, max_num=0) for bgr in images]
+        else:
+            b = self.cfg.det_batch
+            found = [f for k in range(0, len(images), b) for f in self._batched.detect(images[k:k + b])]
+        return [self._gate(bboxes, kpss) for bboxes, kpss in found]
+
+    def _gate(self, bboxes: np.ndarray | None, kpss: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The faces that pass the quality gates (detection score, smallest side)."""
+        if bboxes is None or len(bboxes) == 0 or kpss is None:
             return np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
         keep = [i for i, b in enumerate(bboxes)
                 if b[4] >= self.cfg.min_score and min(b[2] - b[0], b[3] - b[1]) >= self.cfg.min_face]
@@ -63,17 +78,18 @@ class InsightFaceModel:
 
         with self._lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # skimage deprecation inside face_align
-            found = [self._detect(img) for img in images]
+            found = self._detect(images)
             crops, owners = [], []
             for i, (img, (bboxes, kpss)) in enumerate(zip(images, found)):
                 for j in range(len(bboxes)):
                     crops.append(face_align.norm_crop(img, kpss[j], image_size=112))
                     owners.append((i, j))
-            embs = np.zeros((0, self.dim), np.float32)
-            if crops:
-                embs = np.asarray(self._rec.get_feat(crops), dtype=np.float32).reshape(len(crops), -1)
+            r = self.cfg.rec_batch
+            parts = [np.asarray(self._rec.get_feat(crops[k:k + r]), dtype=np.float32).reshape(-1, self.dim)
+                     for k in range(0, len(crops), r)]
+            embs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
         norms = np.linalg.norm(embs, axis=1, keepdims=True)
-        embs = embs / np.where(norms == 0, 1, norms)
+        embs = (embs / np.where(norms == 0, 1, norms)).astype(np.float32)
         out: list[list[DetectedFace]] = [[] for _ in images]
         for (i, j), e in zip(owners, embs):
             b = found[i][0][j]

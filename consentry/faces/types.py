@@ -36,11 +36,15 @@ class ModelConfig:
     det_size: int = 640
     min_face: int = 24
     min_score: float = 0.5
+    det_batch: int = 1  # images per detector call (one tensor); 1 is fastest on CPU, a GPU wants 32+
+    rec_batch: int = 64  # aligned faces per recogniser call, across images
 
     @classmethod
-    def from_settings(cls, s) -> "ModelConfig":  # noqa: ANN001
+    def from_settings(cls, s) -> ModelConfig:  # noqa: ANN001
+        det_batch = s.model_det_batch or (32 if s.model_device == "cuda" else 1)
         return cls(pack=s.model_pack, model_dir=s.model_dir, device=s.model_device, threads=s.model_threads,
-                   det_size=s.model_det_size, min_face=s.face_min_size, min_score=s.face_min_score)
+                   det_size=s.model_det_size, min_face=s.face_min_size, min_score=s.face_min_score,
+                   det_batch=det_batch, rec_batch=s.model_rec_batch)
 
 
 class FaceModel(Protocol):

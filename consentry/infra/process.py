@@ -153,6 +153,16 @@ class ManagedProcess:
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes in process group ``pgid``."""
+    return _members(2, pgid)
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes in session ``sid`` (what a process started with a new session started,
+    including children that moved to process groups of their own, as Ray's workers do)."""
+    return _members(3, sid)
+
+
+def _members(field: int, value: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -162,7 +172,7 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        if fields[0] != "Z" and int(fields[field]) == value:
             out.append(int(entry.name))
     return out
 

@@ -1,5 +1,5 @@
-"""The local stack: an S3 server (SeaweedFS), a Kafka-compatible broker (tansu, persisted to S3)
-and Milvus (milvus-lite's gRPC server, or Milvus 2.3 standalone), on loopback.
+"""The local stack: an S3 server (SeaweedFS), a Kafka-compatible broker (tansu, persisted to S3),
+Milvus (milvus-lite's gRPC server, or Milvus 2.3 standalone) and a Ray head (token auth), on loopback.
 
 Addresses come from the settings (``s3_endpoint``, ``kafka_bootstrap``, ``milvus_uri``), so the
 servers listen exactly where every client will look. State (pids, logs, data, generated
@@ -23,10 +23,15 @@ from urllib.parse import urlparse
 from ..core.errors import StackError
 from ..core.settings import Settings
 from .process import ManagedProcess, port_free, port_open, wait_until
+from .ray_node import RayEndpoint, RayNode
 
 log = logging.getLogger("consentry.stack")
 
 TANSU_BUCKET = "tansu"
+
+
+#: what each server is for (stack status shows "kafka (tansu)")
+ROLES = {"seaweedfs": "s3", "tansu": "kafka", "milvus": "milvus", "ray": "ray"}
 
 
 @dataclass
@@ -37,6 +42,7 @@ class ServiceStatus:
     answers: bool
     pid: int | None
     detail: str = ""
+    role: str = ""
 
 
 def _bin(name: str) -> str:
@@ -69,6 +75,9 @@ class Stack:
                 raise StackError(f"the local stack serves loopback only; {host} is configured "
                                  "(point the settings at 127.0.0.1, or run your own servers)")
         self.procs = {n: ManagedProcess(n, self.dir) for n in ("seaweedfs", "tansu", "milvus")}
+        self.ray = RayNode("ray", self.dir, settings.stack_ray_port, self.dir / "ray" / "auth_token",
+                           cpus=settings.stack_ray_cpus, object_store_mb=settings.stack_ray_object_store_mb)
+        self.procs["ray"] = self.ray.proc
 
     # -------------------------------------------------------------------------------- credentials
     @property
@@ -94,20 +103,28 @@ class Stack:
     def state_file(self) -> Path:
         return self.dir / "state.json"
 
-    def milvus_mode(self) -> str:
+    def _state(self) -> dict:
         try:
-            return json.loads(self.state_file.read_text())["milvus"]
-        except (OSError, ValueError, KeyError):
-            return self.s.stack_milvus
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def milvus_mode(self) -> str:
+        return self._state().get("milvus", self.s.stack_milvus)
+
+    def ray_endpoint(self) -> RayEndpoint | None:
+        """The stack's Ray head, when it is running (``ingest run`` connects to it)."""
+        return self.ray.endpoint if self.ray.proc.pid() else None
 
     # -------------------------------------------------------------------------------- up
-    def up(self, milvus: str | None = None) -> list[ServiceStatus]:
+    def up(self, milvus: str | None = None, ray: bool | None = None) -> list[ServiceStatus]:
         mode = milvus or self.s.stack_milvus
+        with_ray = self.s.stack_ray if ray is None else ray
         running_mode = self.milvus_mode() if self.procs["milvus"].pid() else None
         if running_mode and running_mode != mode:
             raise StackError(f"Milvus is running in {running_mode} mode; `consentry stack down` first")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps({"milvus": mode}))
+        self.state_file.write_text(json.dumps({"milvus": mode, "ray": with_ray or bool(self.ray.proc.pid())}))
         ak, sk = self.credentials()
         already = {n for n, p in self.procs.items() if p.pid()}
         try:
@@ -116,13 +133,24 @@ class Stack:
             self._start_tansu(ak, sk)
             self._start_milvus(mode)
             self._ensure_topics()
+            if with_ray:
+                self._start_ray()
         except BaseException:
             # leave nothing half-started behind: stop what this call started, newest first
+            if "ray" not in already:
+                self.ray.stop()
             for name in ("milvus", "tansu", "seaweedfs"):
                 if name not in already and self.procs[name].pid():
                     self.procs[name].stop(signal.SIGINT if name == "milvus" else signal.SIGTERM, 60)
             raise
         return self.status()
+
+    def _start_ray(self) -> None:
+        for port in (self.ray.port, self.ray.port + 1):
+            if not self.ray.proc.pid() and not port_free("127.0.0.1", port):
+                raise StackError(f"ray: port 127.0.0.1:{port} is already in use by another program; "
+                                 "stop it or set CONSENTRY_STACK_RAY_PORT")
+        self.ray.start(timeout_s=120)
 
     def _start(self, name: str, argv: list[str], env: dict[str, str], host: str, port: int,
                healthy, timeout_s: float, cwd: Path | None = None) -> None:  # noqa: ANN001
@@ -204,16 +232,18 @@ class Stack:
         """Start one service (after stop_service, e.g. to inject a fault); waits until it is healthy."""
         ak, sk = self.credentials()
         starters = {"seaweedfs": lambda: self._start_seaweedfs(ak, sk), "tansu": lambda: self._start_tansu(ak, sk),
-                    "milvus": lambda: self._start_milvus(self.milvus_mode())}
+                    "milvus": lambda: self._start_milvus(self.milvus_mode()), "ray": self._start_ray}
         if name not in starters:
-            raise StackError(f"unknown service {name!r} (seaweedfs, tansu, milvus)")
+            raise StackError(f"unknown service {name!r} ({', '.join(starters)})")
         starters[name]()
 
     def stop_service(self, name: str, timeout_s: float = 30.0) -> bool:
         if name == "milvus":
             return self.stop_milvus(self.milvus_mode())
+        if name == "ray":
+            return self.ray.stop(timeout_s)
         if name not in self.procs:
-            raise StackError(f"unknown service {name!r} (seaweedfs, tansu, milvus)")
+            raise StackError(f"unknown service {name!r} ({', '.join(self.procs)})")
         return self.procs[name].stop(signal.SIGTERM, timeout_s)
 
     def start_milvus(self, mode: str) -> None:
@@ -291,6 +321,8 @@ class Stack:
     def down(self) -> list[str]:
         """Stop everything we started, in reverse order. Returns the names that were running."""
         stopped = []
+        if self.ray.stop():  # first: its actors hold connections to the others
+            stopped.append("ray")
         if self.stop_milvus(self.milvus_mode()):
             stopped.append("milvus")
         for name, timeout in (("tansu", 20), ("seaweedfs", 60)):
@@ -310,7 +342,12 @@ class Stack:
             pid = self.procs[name].pid()
             ok = bool(answers()) if pid or name != "milvus" else False
             detail = f"mode={self.milvus_mode()}" if name == "milvus" else ""
-            out.append(ServiceStatus(name, addr, pid is not None, ok, pid, detail))
+            out.append(ServiceStatus(name, addr, pid is not None, ok, pid, detail, ROLES[name]))
+        pid = self.ray.proc.pid()
+        if pid or self._state().get("ray", self.s.stack_ray):
+            out.append(ServiceStatus("ray", self.ray.endpoint.address, pid is not None,
+                                     bool(pid) and self.ray.healthy(), pid,
+                                     f"token auth, {self.ray.cpus} CPUs" if pid else "", ROLES["ray"]))
         return out
 
 

@@ -1,9 +1,10 @@
 """Ingest: Kafka image candidates → fetch → validate/decode → dedup → consent → detect+embed → writes.
 
-Entry class: :class:`IngestWorker` (one per consumer; one per Ray actor in production). Stages, one
-module each: ``fetch``, ``dedup``, ``decide``, ``embed``, ``write``, ``deadletter``; ``prepare`` runs
-the per-record steps, ``worker`` the batch and its offsets, ``runner``/``raypool`` the workers,
-``wiring`` builds a worker from Settings. Heavy imports (Ray, models) happen only where used.
+Entry class: :class:`IngestWorker` (one per consumer; one per Ray actor in production), which pipelines
+three stages over immutable outcomes (``outcomes``): ``prepare`` (fetch, decode, dedup and the consent
+checks of ``decide``), ``embed`` (the faces stage) and ``write`` (DLQ, Milvus, S3); ``offsets`` plans
+commits and rewinds, ``budget`` bounds the bytes in flight; ``runner``/``raypool`` run the workers.
+``consentry.wiring`` builds a worker from Settings. Heavy imports (Ray, models) happen only where used.
 """
 
 from .config import FetchConfig, IngestConfig

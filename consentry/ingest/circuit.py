@@ -29,6 +29,7 @@ class Circuit:
         self.opened_at: float | None = None
         self.down: list[str] = []
         self.openings = 0
+        self._attempt = 0
         self._lock = threading.Lock()
 
     @property
@@ -42,20 +43,32 @@ class Circuit:
                 self.openings += 1
                 log.warning("circuit open (%s): pausing consumption until the dependencies answer", why)
 
+    def try_close(self) -> bool:
+        """Probe once; close the circuit (True) when every dependency answers."""
+        results = self._probe()
+        with self._lock:
+            self.down = sorted(k for k, ok in results.items() if not ok)
+            if self.down:
+                self._attempt += 1
+                return False
+            took = self.clock() - (self.opened_at or self.clock())
+            self.opened_at = None
+            self._attempt = 0
+        log.warning("circuit closed after %.1fs: resuming consumption", took)
+        return True
+
+    def delay(self) -> float:
+        """How long to wait before the next probe: exponential backoff with full jitter."""
+        with self._lock:
+            attempt = self._attempt
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** attempt))
+
     def wait_closed(self, stop: threading.Event) -> bool:
         """Probe with backoff until every dependency answers (True) or ``stop`` is set (False)."""
-        attempt = 0
         while not stop.is_set():
-            results = self._probe()
-            with self._lock:
-                self.down = sorted(k for k, ok in results.items() if not ok)
-                if not self.down:
-                    took = self.clock() - (self.opened_at or self.clock())
-                    self.opened_at = None
-                    log.warning("circuit closed after %.1fs: resuming consumption", took)
-                    return True
-            attempt += 1
-            stop.wait(random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** attempt)))
+            if self.try_close():
+                return True
+            stop.wait(self.delay())
         return False
 
     def _probe(self) -> dict[str, bool]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from ..clients.broker import Message, Producer
+from ..core.errors import BrokerError
 from ..core.records import DeadLetter
 from ..core.retry import RetryPolicy
 
@@ -19,17 +22,37 @@ def dead_letter(msg: Message, stage: str, exc: BaseException, reason: str | None
 
 
 class DeadLetterSink:
-    def __init__(self, producer: Producer, topic: str, retry: RetryPolicy) -> None:
-        self.producer = producer
+    """Dead letters to the ``dlq`` topic. A producer whose send or flush failed is closed and replaced by
+    a new one before the next attempt: kafka-python's idempotent producer can stay broken after the
+    broker lost its storage (InitProducerId keeps failing), and a fresh one starts clean."""
+
+    def __init__(self, new_producer: Callable[[], Producer], topic: str, retry: RetryPolicy) -> None:
+        self.new_producer = new_producer
+        self.producer: Producer | None = None
         self.topic = topic
         self.retry = retry
 
     def send(self, dl: DeadLetter) -> None:
-        """Send and flush (acks=all): raises BrokerError when Kafka did not take it."""
-        key = dl.key.encode() if dl.key else None
+        self.send_many([dl])
 
-        def go() -> None:
-            self.producer.send(self.topic, key, dl.to_json())
+    def send_many(self, letters: Sequence[DeadLetter]) -> None:
+        """Send them all, then one flush (acks=all): raises BrokerError when Kafka did not take them."""
+        if letters:
+            self.retry.call(lambda: self._send(letters), "send dead letters")
+
+    def _send(self, letters: Sequence[DeadLetter]) -> None:
+        if self.producer is None:
+            self.producer = self.new_producer()
+        try:
+            for dl in letters:
+                self.producer.send(self.topic, dl.key.encode() if dl.key else None, dl.to_json())
             self.producer.flush()
+        except BrokerError:
+            broken, self.producer = self.producer, None
+            broken.close()
+            raise
 
-        self.retry.call(go, "send dead letter")
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None

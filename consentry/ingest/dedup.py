@@ -51,6 +51,3 @@ class Deduper:
                     and not any(f.erased for f in prov.faces):
                 return Sighting(first_url, prov)
         return Sighting(first_url, None)
-
-    def remember(self, sha256: str, ukey: str) -> None:
-        self.provenance.add_image_url(sha256, ukey)

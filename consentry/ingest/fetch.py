@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin
@@ -27,6 +28,7 @@ from ..core.consent import robots_signal, tdm_header_signal
 from ..core.errors import FetchError, ImageRejected
 from ..core.netpolicy import Resolver, check_url, system_resolver
 from ..core.records import Signal, utcnow
+from ..core.retry import RetryPolicy
 from ..imaging import describe_non_image, sniff
 from .config import FetchConfig
 from .pinned import PinnedTransport
@@ -56,13 +58,18 @@ class FetchResult:
 class Fetcher:
     """One HTTP client per worker. ``resolver`` and ``transport`` are injectable for tests.
 
+    Transient failures (timeout, connection reset, 408/425/429/5xx) are retried with the one
+    RetryPolicy (``retry_max_attempts``, exponential backoff with full jitter); what still fails
+    is a permanent failure of this image (the DLQ), never a reason to hold back the partition.
     The resolver serves both the check and the connection (a ``transport`` given for a test
     replaces the connection part).
     """
 
-    def __init__(self, cfg: FetchConfig, resolver: Resolver = system_resolver,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, cfg: FetchConfig, retry: RetryPolicy | None = None, resolver: Resolver = system_resolver,
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.cfg = cfg
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
         self.resolver = resolver
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
         self._client = httpx.Client(
@@ -74,17 +81,19 @@ class Fetcher:
         self._client.close()
 
     def fetch(self, url: str) -> FetchResult:
-        """GET ``url`` with bounded retries of transient failures; raises on anything else."""
+        """GET ``url``, retrying transient failures with the RetryPolicy; raises on anything else."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 return self._fetch_once(url)
             except FetchError as exc:
-                if not exc.transient or attempt >= self.cfg.attempts:
+                if not exc.transient or attempt >= self.retry.attempts:
                     raise
-                log.info("fetch %s failed (%s), retrying", url, exc.reason)
-                time.sleep(min(0.5 * attempt, 2.0))
+                delay = self.retry.delay(attempt)
+                log.info("fetch %s failed (%s, attempt %d/%d), retrying in %.2fs", url, exc.reason, attempt,
+                         self.retry.attempts, delay)
+                self.sleep(delay)
 
     def _fetch_once(self, url: str) -> FetchResult:
         deadline = time.monotonic() + self.cfg.timeout_s * 2

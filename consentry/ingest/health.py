@@ -73,7 +73,7 @@ class HealthServer:
     def update(self, stats: dict[str, Any]) -> None:
         self.latest = dict(stats)
 
-    def __enter__(self) -> "HealthServer":
+    def __enter__(self) -> HealthServer:
         self._thread.start()
         return self
 

@@ -1,106 +1,73 @@
-"""Per-record work before the faces: parse → source → decide → fetch → decide → decode → decide → dedup.
+"""Per-record work before the faces, top to bottom: parse → source → decide → fetch → decide →
+decode → decide → dedup. Runs on the prepare threads; returns what it decided as a value.
 
-Each step either moves the :class:`Item` on or ends it as data: ``refused`` (a consent decision),
-``dead`` (a permanent failure, for the DLQ) or ``transient`` (a dependency failed; the record must
-be redelivered). Nothing here writes anything; image bytes live only in memory, and only until the
-faces are computed.
+Each step either moves the record on or ends it as an outcome: :class:`Refused` (a consent
+decision), :class:`DeadLettered` (a permanent failure, for the DLQ), :class:`Transient` (a
+dependency failed; the record must be redelivered) or, when the same bytes were indexed before
+at another URL, :class:`ReadyToWrite` reusing those faces. Nothing here writes anything.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from enum import Enum
+import threading
+import time
 from typing import Any
 
-from ..catalog.optouts import ImageOptOutCheck
+from ..catalog.sources import SourceRegistry
 from ..clients.broker import Message
-from ..core.errors import (ConsentryError, DependencyError, FetchError, FetchRefused, ImageRejected, NotFound,
-                           RecordError)
-from ..core.records import Basis, Decision, DeadLetter, Face, ImageCandidate, Provenance, Source, url_key, utcnow
+from ..core.errors import (
+    ConsentryError,
+    DependencyError,
+    FetchError,
+    FetchRefused,
+    ImageRejected,
+    NotFound,
+    RecordError,
+)
+from ..core.records import Decision, ImageCandidate, Source, url_key
 from ..core.retry import RetryPolicy
-from ..imaging import DecodedImage, decode
-from .decide import ConsentDecider, SourceCache, Verdict
-from .dedup import Deduper, Fingerprint, Sighting
+from ..imaging import decode
+from .budget import InFlightBytes
 from .deadletter import dead_letter
-from .fetch import Fetcher, FetchResult
+from .decide import ConsentChecks
+from .dedup import Deduper
+from .fetch import Fetcher
 from .metrics import IngestStats
+from .outcomes import DeadLettered, Evidence, Prepared, ReadyToWrite, Refused, ToEmbed, Transient, Verdict
 
 log = logging.getLogger("consentry.ingest")
 
 
-class State(str, Enum):
-    EMBED = "embed"  # decoded, consent so far: index; needs faces
-    REUSE = "reuse"  # same bytes already indexed at another URL: reuse its faces
-    REFUSED = "refused"
-    DEAD = "dead"
-    TRANSIENT = "transient"
-    READY = "ready"  # provenance (and faces) built, ready to write
+class SourceCache:
+    """Source lookups with a short TTL: a basis change reaches running workers within ``ttl_s``.
 
+    Raises NotFound for an unknown source and DependencyError when the object store fails.
+    """
 
-@dataclass
-class Item:
-    msg: Message
-    state: State = State.READY
-    cand: ImageCandidate | None = None
-    source: Source | None = None
-    verdict: Verdict | None = None
-    fetched: FetchResult | None = None
-    image: DecodedImage | None = None
-    fp: Fingerprint | None = None
-    sighting: Sighting | None = None
-    prov: Provenance | None = None
-    faces: list[Face] = field(default_factory=list)
-    crops: dict[str, bytes] = field(default_factory=dict)
-    dead: DeadLetter | None = None
-    error: BaseException | None = None
+    def __init__(self, registry: SourceRegistry, ttl_s: float = 30.0) -> None:
+        self.registry = registry
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Source]] = {}
+        self._lock = threading.Lock()
 
-    @property
-    def tp(self) -> tuple[str, int]:
-        return self.msg.topic, self.msg.partition
-
-    base_verdict: Verdict | None = None  # before the suppression list was consulted
-    face_counts: tuple[int, int] = (0, 0)  # faces found, faces on the suppression list
-    kept: dict[str, Any] = field(default_factory=dict)  # sizes measured before the bytes were dropped
-
-    def drop_bytes(self) -> None:
-        """Forget the image bytes and pixels (refused images keep nothing), keeping only their sizes."""
-        if self.fetched is not None and self.fetched.body:
-            self.kept["bytes"] = len(self.fetched.body)
-            self.fetched = replace(self.fetched, body=b"")
-        if self.image is not None:
-            self.kept.update(width=self.image.width, height=self.image.height)
-            self.image = None
-
-    def provenance(self, decision: Decision, reason: str, **extra: Any) -> Provenance:
-        """A provenance record from what is known so far."""
-        cand, v, f, img, fp = self.cand, self.verdict, self.fetched, self.image, self.fp
-        assert cand is not None
-        fields: dict[str, Any] = dict(url=cand.url, page_url=cand.page_url, job_id=cand.job_id,
-                                      source_id=cand.source_id, basis=v.basis if v else Basis.NONE,
-                                      signals=list(v.signals) if v else [], decision=decision, reason=reason)
-        if f is not None:
-            fields.update(fetched_at=f.fetched_at, http_status=f.status, content_type=f.content_type,
-                          bytes=len(f.body))
-        if fp is not None:
-            fields.update(sha256=fp.sha256, phash=fp.phash)
-        if img is not None:
-            fields.update(width=img.width, height=img.height)
-        fields.update(self.kept)
-        fields.update(extra)
-        return Provenance(**fields)
-
-
-def expiry(now: datetime, source: Source | None, max_days: int) -> datetime:
-    days = min(source.retention_days if source else max_days, max_days)
-    return now + timedelta(days=days)
+    def get(self, source_id: str) -> Source:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(source_id)
+            if hit and now - hit[0] < self.ttl_s:
+                return hit[1]
+        src = self.registry.get(source_id)
+        with self._lock:
+            self._cache[source_id] = (now, src)
+        return src
 
 
 class Preparer:
     def __init__(self, sources: SourceCache, fetcher: Fetcher, deduper: Deduper, retry: RetryPolicy,
                  stats: IngestStats, model_id: str, max_pixels: int, min_side: int, retention_max_days: int,
-                 optouts: ImageOptOutCheck | None = None) -> None:
+                 checks: ConsentChecks | None = None, budget: InFlightBytes | None = None) -> None:
         self.sources = sources
         self.fetcher = fetcher
         self.deduper = deduper
@@ -110,89 +77,100 @@ class Preparer:
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.retention_max_days = retention_max_days
-        self.optouts = optouts  # issue 17 (catalog.optouts): C2PA + do-not-train signals from the bytes
+        self.checks = checks or ConsentChecks()
+        self.budget = budget or InFlightBytes(1 << 62)
 
-    def __call__(self, msg: Message) -> Item:
-        item = Item(msg)
+    def __call__(self, msg: Message, seq: int = 0) -> Prepared:
         try:
-            self._run(item)
+            return self.prepare(msg, seq)
         except DependencyError as exc:
-            if exc.transient:
-                item.state, item.error = State.TRANSIENT, exc
-            else:
+            if not exc.transient:
                 raise
+            return Transient(msg, "ingest.prepare", exc)
         except Exception as exc:  # a bug must not stop the worker: dead-letter the record, keep going
             log.exception("unexpected failure preparing %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-            self.fail(item, "ingest.internal", exc, "internal-error")
-        return item
+            return self.failed(msg, None, None, "ingest.internal", exc, "internal-error")
 
-    def _run(self, item: Item) -> None:
-        msg = item.msg
+    def prepare(self, msg: Message, seq: int = 0) -> Prepared:
         try:
-            item.cand = cand = ImageCandidate.from_json(msg.value)
-        except RecordError as exc:
-            self.fail(item, "ingest.parse", exc)  # malformed: no provenance (there is no URL to key it by)
-            return
+            cand = ImageCandidate.from_json(msg.value)
+        except RecordError as exc:  # malformed: no provenance (there is no URL to key it by)
+            return self.failed(msg, None, None, "ingest.parse", exc)
         if msg.key and msg.key.decode("utf-8", "replace") != url_key(cand.url):
             log.warning("record %s[%d]@%d: key is not sha256(url)", msg.topic, msg.partition, msg.offset)
+        e = Evidence(cand)
         try:
-            item.source = source = self.retry.call(lambda: self.sources.get(cand.source_id), "source lookup")
+            e = e.with_(source=self.retry.call(lambda: self.sources.get(cand.source_id), "source lookup"))
         except NotFound as exc:
-            self.fail(item, "ingest.source", exc, "unknown-source")
-            return
-        item.verdict = ConsentDecider.before_fetch(cand, source)
-        if item.verdict.refused:  # never downloaded
-            return self._refuse(item)
+            return self.failed(msg, e, None, "ingest.source", exc, "unknown-source")
+
+        v = self.checks.before_fetching(e)
+        if v.refused:  # never downloaded
+            return self.refused(msg, e, v)
+
         try:
-            item.fetched = self.fetcher.fetch(cand.url)
+            e = e.with_(response=self.fetcher.fetch(cand.url))
         except (FetchRefused, FetchError, ImageRejected) as exc:
-            self.fail(item, "ingest.fetch", exc, http_status=getattr(exc, "status", None))
-            return
+            return self.failed(msg, e, v, "ingest.fetch", exc, http_status=getattr(exc, "status", None))
         self.stats.fetched()
-        item.verdict = ConsentDecider.after_fetch(item.verdict, item.fetched.signals)
-        if item.verdict.refused:  # opted out in the response headers: not even decoded
-            return self._refuse(item)
+        v = self.checks.after_response(e, v)
+        if v.refused:  # opted out in the response headers: not even decoded
+            return self.refused(msg, e, v)
+
+        held = self.budget.reserve(seq, len(e.body) + 3 * min(_pixels(e.body), self.max_pixels))  # body + BGR
         try:
-            item.image = decode(item.fetched.body, max_pixels=self.max_pixels, min_side=self.min_side)
-        except ImageRejected as exc:
-            self.fail(item, "ingest.decode", exc)
-            return
-        item.fp = Deduper.fingerprint(item.fetched.body, item.image.rgb)
-        # issue 17: the C2PA training-mining assertion and the do-not-train lists, before any face work
-        extra = self.optouts(cand.url, cand.page_url, item.fetched.body, item.fetched.format, item.fp.sha256,
-                             item.fp.phash, item.verdict.basis) if self.optouts is not None else []
-        item.verdict = ConsentDecider.after_decode(item.verdict, item.image.xmp, extra)
-        if item.verdict.refused:
-            return self._refuse(item)
-        fp = item.fp
-        item.sighting = self.retry.call(lambda: self.deduper.earlier(fp.sha256, cand.key, self.model_id), "dedup")
-        item.state = State.REUSE if item.sighting.indexed is not None else State.EMBED
-        if item.state is State.REUSE:
-            item.drop_bytes()
-
-    def _refuse(self, item: Item) -> None:
-        assert item.verdict is not None
-        item.prov = item.provenance(Decision.REFUSE, item.verdict.reason, expires_at=self._expires(item))
-        item.drop_bytes()
-        item.state = State.REFUSED
-
-    def fail(self, item: Item, stage: str, exc: BaseException, reason: str | None = None,
-              http_status: int | None = None) -> None:
-        """End ``item`` as a permanent failure: a dead letter, and a provenance record saying why."""
-        reason = reason or (exc.reason if isinstance(exc, ConsentryError) else "error")
-        item.dead = dead_letter(item.msg, stage, exc, reason)
-        item.error = exc
-        if item.cand is not None:
-            extra: dict[str, Any] = {"expires_at": self._expires(item)}
-            if http_status is not None:
-                extra["http_status"] = http_status
             try:
-                item.prov = item.provenance(Decision.REFUSE, reason, **extra)
-            except Exception:  # noqa: BLE001 - the dead letter alone still says why
-                log.exception("no provenance for the failed record %s", item.cand.url[:200])
-                item.prov = None
-        item.drop_bytes()
-        item.state = State.DEAD
+                image = decode(e.body, max_pixels=self.max_pixels, min_side=self.min_side)
+            except ImageRejected as exc:
+                return self.failed(msg, e, v, "ingest.decode", exc)
+            e = e.with_(image=image, fingerprint=Deduper.fingerprint(e.body, image.rgb))
+            v = self.checks.after_decoding(e, v)
+            if v.refused:
+                return self.refused(msg, e, v)
+            fp = e.fingerprint
+            assert fp is not None
+            sighting = self.retry.call(lambda: self.deduper.earlier(fp.sha256, cand.key, self.model_id), "dedup")
+            if sighting.indexed is not None:  # the same bytes were indexed at another URL: reuse its faces
+                first = sighting.indexed
+                prov = e.provenance(v, Decision.INDEX, v.reason, self.retention_max_days, model_id=first.model_id,
+                                    faces=first.faces, duplicate_of=sighting.first_url or first.url)
+                return ReadyToWrite(msg, prov)
+            out = ToEmbed(msg, e, v, sighting.first_url, reserved=held)
+            held = 0  # the faces stage releases it
+            return out
+        finally:
+            self.budget.release(held)
 
-    def _expires(self, item: Item) -> datetime:
-        return expiry(utcnow(), item.source, self.retention_max_days)
+    def refused(self, msg: Message, e: Evidence, v: Verdict) -> Refused:
+        return Refused(msg, e.provenance(v, Decision.REFUSE, v.reason, self.retention_max_days))
+
+    def failed(self, msg: Message, e: Evidence | None, v: Verdict | None, stage: str, exc: BaseException,
+               reason: str | None = None, http_status: int | None = None) -> DeadLettered:
+        """A permanent failure: a dead letter, and a provenance record saying why (when there is a URL)."""
+        reason = reason or (exc.reason if isinstance(exc, ConsentryError) else "error")
+        return DeadLettered(msg, dead_letter(msg, stage, exc, reason),
+                            failed_provenance(e, v, reason, self.retention_max_days, http_status))
+
+
+def failed_provenance(e: Evidence | None, v: Verdict | None, reason: str, retention_max_days: int,
+                      http_status: int | None = None):  # noqa: ANN201 - Provenance | None
+    if e is None:
+        return None
+    extra: dict[str, Any] = {"http_status": http_status} if http_status is not None else {}
+    try:
+        return e.provenance(v, Decision.REFUSE, reason, retention_max_days, **extra)
+    except Exception:  # noqa: BLE001 - the dead letter alone still says why
+        log.exception("no provenance for the failed record %s", e.candidate.url[:200])
+        return None
+
+
+def _pixels(body: bytes) -> int:
+    """Pixel count from the image header (no decoding); 0 when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(body)) as im:
+            w, h = im.size
+            return int(w) * int(h)
+    except Exception:  # noqa: BLE001 - decode() reports what is wrong with the bytes
+        return 0

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core.errors import ConfigError, DependencyError
@@ -23,35 +24,42 @@ from .worker import IngestWorker
 log = logging.getLogger("consentry.ingest.ray")
 
 
-def init_ray(settings: Settings, workers: int, temp_dir: str | None = None) -> None:
-    """Connect to ``settings.ray_address`` or start a small local Ray (no dashboard, no usage stats).
+def connect_ray(address: str | None, env: Mapping[str, str], timeout_s: float, local_cpus: int = 2,
+                temp_dir: str | None = None) -> None:
+    """Connect this process to the Ray cluster at ``address``, or start an in-process Ray (``address`` None).
 
-    A local Ray picks free ports (not Redis's 6379). No-op when Ray is already initialised.
+    ``env`` holds Ray's own variables (token auth, loopback) and is put in the environment first: Ray
+    reads them there. A cluster that does not answer yet, or a local Ray that misses its start-up
+    deadline (Ray gives its raylet 30 s, which a loaded machine can miss), is tried again until
+    ``timeout_s``; then DependencyError. No-op when Ray is already initialised in this process.
     """
+    os.environ.update(env)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     if ray.is_initialized():
         return
-    if settings.ray_address:
+    kw: dict[str, Any] = dict(log_to_driver=False, namespace="consentry", logging_level=logging.WARNING)
+    if address is None:
+        kw.update(num_cpus=local_cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False)
+        if temp_dir:
+            kw["_temp_dir"] = temp_dir
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            ray.init(address=settings.ray_address, log_to_driver=False, namespace="consentry")
-        except Exception as exc:
-            raise DependencyError(f"cannot connect to Ray at {settings.ray_address}: {exc}") from None
-        return
-    cpus = max(2, int(-(-workers * settings.ingest_worker_cpus // 1)))
-    kw: dict[str, Any] = {"_temp_dir": temp_dir} if temp_dir else {}
-    for attempt in (1, 2):  # a loaded machine can miss Ray's start-up deadline once
-        try:  # GPUs are detected by Ray; the actors ask for ingest_worker_gpus
-            ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False,
-                     log_to_driver=False, namespace="consentry", **kw)
+            ray.init(address=address, **kw)
             return
-        except Exception as exc:  # translated at the edge
-            if attempt == 2:
-                raise DependencyError(f"cannot start a local Ray: {type(exc).__name__}: {exc}",
-                                      transient=False) from None
-            logging.getLogger("consentry.ingest").warning("local Ray did not start (%s); trying again", exc)
+        except Exception as exc:  # noqa: BLE001 - translated at the edge, below
             ray.shutdown()
+            what = f"Ray at {address}" if address else "a local Ray"
+            if time.monotonic() + 2.0 >= deadline:
+                raise DependencyError(f"cannot connect to {what} within {timeout_s:.0f}s ({attempt} tries): "
+                                      f"{type(exc).__name__}: {str(exc)[:300]}", reason="ray-unavailable",
+                                      transient=False) from None
+            log.warning("%s did not answer (%s: %s); trying again", what, type(exc).__name__, str(exc)[:200])
+            time.sleep(min(2.0 * attempt, 10.0, max(0.0, deadline - time.monotonic() - 1)))
 
 
 class _IngestActor:
@@ -79,17 +87,18 @@ class _IngestActor:
 
 
 class RayPool:
-    """``workers`` actors with ``num_cpus=ingest_worker_cpus`` (and ``num_gpus`` when configured)."""
+    """``workers`` actors with ``num_cpus=ingest_worker_cpus`` (and ``num_gpus`` when configured), spread
+    over the cluster's nodes."""
 
     def __init__(self, settings: Settings, workers: int, build: Callable[[Settings], IngestWorker],
-                 call_timeout_s: float = 30.0, start_timeout_s: float = 120.0, max_restarts: int = 3) -> None:
+                 call_timeout_s: float = 30.0, start_timeout_s: float | None = None, max_restarts: int = 3) -> None:
         if workers < 1:
             raise ConfigError("--workers must be at least 1")
         self.settings = settings
         self.build = build  # a module-level function: each actor builds its own worker from the settings
         self.n = workers
         self.call_timeout_s = call_timeout_s
-        self.start_timeout_s = start_timeout_s
+        self.start_timeout_s = settings.ingest_actor_start_timeout_s if start_timeout_s is None else start_timeout_s
         self.max_restarts = max_restarts
         self.actors: list[Any] = []
 
@@ -97,7 +106,7 @@ class RayPool:
         import ray
 
         opts: dict[str, Any] = {"num_cpus": self.settings.ingest_worker_cpus, "max_concurrency": 4,
-                                "max_restarts": self.max_restarts}
+                                "max_restarts": self.max_restarts, "scheduling_strategy": "SPREAD"}
         if self.settings.ingest_worker_gpus > 0:
             opts["num_gpus"] = self.settings.ingest_worker_gpus
         cls = ray.remote(_IngestActor)

@@ -28,9 +28,12 @@ log = logging.getLogger("consentry.ingest.runner")
 
 
 def default_probe(worker: IngestWorker) -> Callable[[], dict[str, bool]]:
-    """Ping what the worker's durable writes need: the object store and Milvus."""
+    """Ping what the worker's durable writes need: the object store, Milvus and (dead letters) Kafka."""
     def probe() -> dict[str, bool]:
-        return {"s3": worker.writer.store.ping(), "milvus": worker.writer.index.store.ping()}
+        out = {"s3": worker.writer.store.ping(), "milvus": worker.writer.index.store.ping()}
+        if worker.ping_broker is not None:
+            out["kafka"] = bool(worker.ping_broker())
+        return out
     return probe
 
 
@@ -51,41 +54,17 @@ class WorkerLoop:
         self.busy = False
         self.settled = False  # the consumer is a stable member of its group (see Consumer.settled)
         self._broker_checked = 0.0
+        self._backoff = 0.5
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        """Poll and process until ``stop`` is set; a fatal error is kept in ``error`` and ends the loop."""
+        """Step until ``stop`` is set, then finish the batches in flight (their offsets committed); a fatal
+        error is kept in ``error`` and ends the loop."""
         self.running = True
-        backoff = 0.5
         try:
             while not stop.is_set():
-                try:
-                    msgs = self.worker.consumer.poll(self.worker.poll_timeout_s, self.worker.max_poll_records)
-                    if not msgs:
-                        self._observe(0)
-                        continue
-                    with self._lock:
-                        self.busy = True  # a batch in flight (writes may block on a dependency): not idle
-                    try:
-                        outcome = self.worker.process(msgs)
-                    finally:
-                        with self._lock:
-                            self.busy = False
-                            self.last_activity = self.clock()
-                    backoff = 0.5
-                except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
-                    log.warning("%s: poll failed: %s", self.name, exc)
-                    with self._lock:
-                        self.last_activity = self.clock()
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                self._observe(outcome.records)
-                if outcome.redeliver:  # a dependency outlived the retries: pause until it answers again
-                    self.circuit.open(f"{len(outcome.redeliver)} partition(s) left for redelivery")
-                    self.circuit.wait_closed(stop)
-                    with self._lock:
-                        self.last_activity = self.clock()
+                self.step(stop)
+            self._finish()
         except (ConsentryError, Exception) as exc:  # non-transient dependency errors, bugs: stop loudly
             kind = "dependency" if isinstance(exc, DependencyError) else type(exc).__name__
             log.exception("%s stopped by a fatal %s error", self.name, kind)
@@ -95,7 +74,43 @@ class WorkerLoop:
             try:
                 self.worker.close()
             finally:
+                with self._lock:
+                    self.busy = False
                 self.running = False
+
+    def step(self, stop: threading.Event) -> None:
+        """One step: while the circuit is open, one probe (and its backoff); else one pump of the pipeline."""
+        if self.circuit.is_open:  # a dependency outlived the retries: consume nothing until it answers again
+            if self.circuit.try_close():
+                with self._lock:
+                    self.last_activity = self.clock()
+            else:
+                stop.wait(self.circuit.delay())
+            return
+        try:
+            outcome = self.worker.pump()
+            self._backoff = 0.5
+        except BrokerError as exc:  # Kafka unreachable: nothing was consumed, try again
+            log.warning("%s: poll failed: %s", self.name, exc)
+            with self._lock:
+                self.last_activity = self.clock()
+            stop.wait(self._backoff)
+            self._backoff = min(self._backoff * 2, 10.0)
+            return
+        with self._lock:
+            self.busy = self.worker.in_flight > 0  # batches in flight (writes may block on a dependency)
+            if outcome.records:
+                self.last_activity = self.clock()
+        self._observe(outcome.polled)
+        if outcome.redeliver:
+            self.circuit.open(f"{len(outcome.redeliver)} partition(s) left for redelivery")
+
+    def _finish(self) -> None:
+        """Graceful stop: the batches in flight finish and their offsets are committed."""
+        try:
+            self.worker.finish()
+        except BrokerError as exc:  # nothing more can be committed: the records will be redelivered
+            log.warning("%s: could not commit the last batches: %s", self.name, exc)
 
     def _observe(self, records: int) -> None:
         consumer = self.worker.consumer

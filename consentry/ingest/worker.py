@@ -1,305 +1,237 @@
-"""IngestWorker: one Kafka consumer's batches, from records to durable writes and committed offsets.
+"""IngestWorker: one Kafka consumer's records, pipelined from poll to durable writes and committed offsets.
 
-A batch goes: prepare every record (thread pool: parse, source, consent, fetch, decode, dedup) →
-detect + embed the images that need it in ``analyze_batch`` calls → suppression check for every
-face in one Milvus search → provenance and Face rows → writes in offset order → commit.
+Three stages overlap, each on its own threads, batch after batch::
 
-Offset rules (at-least-once, exactly-once in effect through deterministic ids):
-- a record's offset is committed only after its durable writes succeeded (Milvus + S3, or the
-  DLQ flush + S3 for a permanent failure);
-- when a transient dependency failure outlives the RetryPolicy, that record and every later one
-  of its partition in this batch are left uncommitted and the consumer seeks back to it, so the
-  next poll redelivers it; nothing is lost and a replay rewrites the same keys.
+    prepare (threads: parse, source, consent, fetch, decode, hash, dedup)   batch N+1
+    faces   (one thread: detect + embed, one suppression search)          batch N
+    write   (one thread + a pool: DLQ, one upsert, one re-check, S3)       batch N-1
+
+Only the orchestrating thread (the caller of :meth:`pump`, :meth:`finish`, :meth:`process`)
+touches the consumer — kafka-python's consumer is not thread-safe — so it alone polls, commits
+and seeks. The stages are functions from one immutable outcome to the next (:mod:`.outcomes`).
+
+Offset rules (at-least-once, exactly-once in effect through deterministic ids; :mod:`.offsets`):
+- a record's offset is committed only after its durable writes succeeded, in offset order per
+  partition, batch after batch;
+- a record left Transient (a dependency outlived the RetryPolicy) stops its partition: nothing
+  from it on is committed; polling stops, the batches already in flight finish (their results
+  for that partition from that offset on are discarded, and the stages skip them), then the
+  consumer is rewound to it and the caller pauses (the circuit) before polling again;
+- in-flight work is bounded: at most ``max_in_flight`` batches, and image bytes + pixels held
+  by them within ``max_in_flight_bytes`` (:mod:`.budget`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..catalog.tombstones import Tombstones
 from ..clients.broker import Consumer, Message
 from ..core.errors import DependencyError
-from ..core.records import Decision, Face, FaceRef, utcnow
 from ..core.retry import RetryPolicy
-from ..imaging import face_crop_jpeg
-from .deadletter import DeadLetterSink
-from .decide import ConsentDecider
+from .budget import InFlightBytes
 from .embed import FaceStage
 from .metrics import IngestStats
-from .prepare import Item, Preparer, State, expiry
+from .offsets import TP, Rewinds, plan
+from .outcomes import Outcome, Prepared, Result, ToEmbed, Transient, Written
+from .prepare import Preparer
 from .write import Writer
 
 log = logging.getLogger("consentry.ingest")
+PHASES = ("prepare", "faces", "write")
 
 
 @dataclass
 class BatchOutcome:
-    records: int = 0
-    committed: dict[tuple[str, int], int] = field(default_factory=dict)  # what was committed
-    redeliver: dict[tuple[str, int], int] = field(default_factory=dict)  # where the consumer was rewound to
-    items: list[Item] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # per phase: prepare, faces, write
+    """What one step finished: records, what was committed, where partitions were rewound."""
+
+    records: int = 0  # records of the batches finished in this step
+    polled: int = 0  # records polled in this step
+    committed: dict[TP, int] = field(default_factory=dict)
+    redeliver: dict[TP, int] = field(default_factory=dict)  # partitions rewound (the consumer was seeked)
+    results: list[Result] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase, summed over batches
+    cpu: dict[str, float] = field(default_factory=dict)  # process CPU per phase (exact only without overlap)
+
+    def add(self, other: BatchOutcome) -> None:
+        self.records += other.records
+        self.polled += other.polled
+        self.committed.update(other.committed)
+        self.redeliver.update(other.redeliver)
+        self.results += other.results
+        for k, v in other.seconds.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
+        for k, v in other.cpu.items():
+            self.cpu[k] = self.cpu.get(k, 0.0) + v
+
+
+@dataclass
+class _Batch:
+    seq: int
+    msgs: list[Message]
+    started: float
+    cpu0: float
+    future: Future | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 class IngestWorker:
-    """Processes batches of ``images`` records from its consumer. Entry point of the ingest stage."""
+    """Processes ``images`` records from its consumer. Entry point of the ingest stage."""
 
-    def __init__(self, consumer: Consumer, preparer: Preparer, faces: FaceStage, writer: Writer,
-                 dlq: DeadLetterSink, stats: IngestStats, retry: RetryPolicy, retention_max_days: int,
-                 store_crops: bool = False, max_poll_records: int = 16, poll_timeout_s: float = 1.0,
-                 fetch_concurrency: int = 4) -> None:
+    def __init__(self, consumer: Consumer, preparer: Preparer, faces: FaceStage, writer: Writer, stats: IngestStats,
+                 retry: RetryPolicy, budget: InFlightBytes, max_poll_records: int = 16, poll_timeout_s: float = 1.0,
+                 fetch_concurrency: int = 4, max_in_flight: int = 3) -> None:
         self.consumer = consumer
         self.prepare = preparer
         self.faces = faces
         self.writer = writer
-        self.dlq = dlq
         self.stats = stats
         self.retry = retry
-        self.retention_max_days = retention_max_days
-        self.store_crops = store_crops
+        self.budget = budget
         self.max_poll_records = max_poll_records
         self.poll_timeout_s = poll_timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=max(1, fetch_concurrency), thread_name_prefix="ingest-fetch")
+        self.max_in_flight = max(1, max_in_flight)
+        self.rewinds = Rewinds()
         self.ping_broker: Callable[[], bool] | None = None  # set by the wiring; the loop's idle check uses it
-        self.tombstones: Tombstones | None = None  # set by the wiring: erasures of in-flight records
+        self._prepare_pool = ThreadPoolExecutor(max(1, fetch_concurrency), thread_name_prefix="ingest-prepare")
+        self._faces_thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-faces")
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-write")
+        self._inflight: deque[_Batch] = deque()
+        self._seq = 0
 
-    # ------------------------------------------------------------------ the loop's one step
+    @property
+    def in_flight(self) -> int:
+        """Batches polled and not yet finished (committed or left for redelivery)."""
+        return len(self._inflight)
+
+    # ------------------------------------------------------------------ the pipelined loop
+    def pump(self) -> BatchOutcome:
+        """One step: finish what is done (commit), then poll the next batch if there is room, else wait.
+
+        Raises BrokerError when Kafka is unreachable, and whatever a stage raised that is fatal."""
+        out = self._harvest()
+        if out.redeliver:  # rewound: the caller pauses (circuit) before polling again
+            return out
+        room = len(self._inflight) < self.max_in_flight and not self.budget.full
+        if room and not self.rewinds:  # wait for records only when there is nothing else to do
+            timeout = self.poll_timeout_s if not (self._inflight or out.records) else min(self.poll_timeout_s, 0.05)
+            msgs = self.consumer.poll(timeout, self.max_poll_records)
+            if msgs:
+                self._submit(msgs)
+                out.polled = len(msgs)
+        elif self._inflight:
+            _wait(self._inflight[0].future, self.poll_timeout_s)
+            out.add(self._harvest())
+        return out
+
+    def finish(self) -> BatchOutcome:
+        """Graceful stop: poll nothing more, let the batches in flight finish, commit what they wrote."""
+        return self._harvest(block=True)
+
+    # ------------------------------------------------------------------ one batch at a time
     def poll_once(self) -> BatchOutcome:
-        """Poll one batch and process it; raises BrokerError when Kafka is unreachable."""
+        """Poll one batch and process it to the end (no overlap); raises BrokerError when Kafka is unreachable."""
         msgs = self.consumer.poll(self.poll_timeout_s, self.max_poll_records)
         return self.process(msgs) if msgs else BatchOutcome()
 
+    def process(self, msgs: list[Message]) -> BatchOutcome:
+        """``msgs`` through every stage, then offsets (after whatever was in flight before them)."""
+        self._submit(msgs)
+        return self._harvest(block=True)
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        for pool in (self._prepare_pool, self._faces_thread, self._write_thread):
+            pool.shutdown(wait=True)
+        self.writer.close()
+        self.prepare.fetcher.close()
         self.consumer.close()
 
-    # ------------------------------------------------------------------ a batch
-    def process(self, msgs: list[Message]) -> BatchOutcome:
-        t0 = time.perf_counter()
-        items = list(self._pool.map(self.prepare, msgs))
-        t1 = time.perf_counter()
-        try:
-            self._embed([i for i in items if i.state is State.EMBED])
-        except DependencyError as exc:  # the suppression list could not be read: redeliver those records
-            if not exc.transient:
-                raise
-            for i in items:
-                if i.state is State.EMBED:
-                    i.state, i.error = State.TRANSIENT, exc
-        for i in items:
-            if i.state is State.REUSE:
-                self._finish_reuse(i)
-        t2 = time.perf_counter()
-        out = self._write_and_commit(items)
-        out.seconds = {"prepare": t1 - t0, "faces": t2 - t1, "write": time.perf_counter() - t2}
-        return out
+    # ------------------------------------------------------------------ the stages
+    def _submit(self, msgs: list[Message]) -> None:
+        self._seq += 1
+        b = _Batch(self._seq, list(msgs), time.perf_counter(), time.process_time())
+        prepared = [self._prepare_pool.submit(self.prepare, m, b.seq) for m in b.msgs]
+        faced = self._faces_thread.submit(self._faces_step, b, prepared)
+        b.future = self._write_thread.submit(self._write_step, b, faced)
+        self._inflight.append(b)
 
-    def _embed(self, items: list[Item]) -> None:
-        """Detect + embed once per distinct image in the batch, then check the suppression list."""
-        firsts: dict[str, Item] = {}
-        followers: list[Item] = []
-        for i in items:
-            assert i.fp is not None
-            if i.fp.sha256 in firsts:
-                followers.append(i)
-            else:
-                firsts[i.fp.sha256] = i
-        leaders = list(firsts.values())
-        found = self.faces.detect([i.image.bgr for i in leaders])  # type: ignore[union-attr]
-        ok = [(i, f) for i, f in zip(leaders, found) if isinstance(f, list)]
-        for i, f in zip(leaders, found):
-            if not isinstance(f, list):
-                self.prepare.fail(i, "ingest.faces", f)
-        flat = [face for _, fs in ok for face in fs]
-        flags = self.retry.call(lambda: self.faces.suppressed([f.embedding for f in flat]), "suppression check")
-        pos = 0
-        for i, fs in ok:
-            self._finish_embedded(i, fs, flags[pos:pos + len(fs)])
-            pos += len(fs)
-        for i in followers:  # same bytes as an earlier record of this batch: same faces, no second embedding
-            lead = firsts[i.fp.sha256]  # type: ignore[union-attr]
-            if lead.state is State.TRANSIENT:
-                i.state, i.error = State.TRANSIENT, lead.error
-            elif lead.state is State.DEAD:
-                self.prepare.fail(i, "ingest.faces", lead.error or RuntimeError("face model failed"))
-            else:
-                self._finish_follower(i, lead)
+    def _faces_step(self, b: _Batch, prepared: list[Future]) -> list[Outcome]:
+        self.budget.advance(b.seq)  # this batch is next for the model: its reservations may go over the limit
+        items: list[Prepared] = [f.result() for f in prepared]
+        t, c = time.perf_counter(), time.process_time()
+        b.seconds["prepare"], b.cpu["prepare"] = t - b.started, c - b.cpu0
+        stale = [k for k, i in enumerate(items) if isinstance(i, ToEmbed) and self.rewinds.stale(i.msg)]
+        for k in stale:  # an earlier record of its partition is being rewound: it will come again
+            self.budget.release(items[k].reserved)  # type: ignore[union-attr]
+            items[k] = Transient(items[k].msg, "rewound")
+        todo = [k for k, i in enumerate(items) if isinstance(i, ToEmbed)]
+        if todo:
+            for k, o in zip(todo, self.faces.run([items[k] for k in todo])):  # type: ignore[misc]
+                items[k] = o
+        b.seconds["faces"], b.cpu["faces"] = time.perf_counter() - t, time.process_time() - c
+        return items  # type: ignore[return-value]
 
-    def _finish_embedded(self, i: Item, found: list, suppressed: list[bool]) -> None:
-        assert i.verdict is not None and i.fp is not None and i.cand is not None and i.image is not None
-        i.face_counts = (len(found), sum(suppressed))
-        i.base_verdict = i.verdict
-        i.verdict = ConsentDecider.after_suppression(i.verdict, *i.face_counts)
-        now = utcnow()
-        expires = expiry(now, i.source, self.retention_max_days)
-        if i.verdict.refused:
-            i.prov = i.provenance(Decision.REFUSE, i.verdict.reason, expires_at=expires)
-            i.drop_bytes()
-            i.state = State.READY
-            return
-        faces: dict[str, Face] = {}
-        for f, sup in zip(found, suppressed):
-            if sup:
-                continue  # on the suppression list: never indexed, its embedding is dropped here
-            fid = Face.make_id(i.fp.sha256, f.bbox, self.faces.model_id)
-            faces[fid] = Face(face_id=fid, embedding=[float(v) for v in f.embedding], image_sha256=i.fp.sha256,
-                              url_key=i.cand.key, bbox=tuple(round(v, 2) for v in f.bbox), det_score=f.score,
-                              source_id=i.cand.source_id, job_id=i.cand.job_id, model_id=self.faces.model_id,
-                              ingested_at=int(now.timestamp()), expires_at=int(expires.timestamp()))
-            if self.store_crops:
-                i.crops[fid] = _crop(i.image.rgb, f.bbox)
-        i.faces = list(faces.values())
-        refs = [FaceRef(face_id=f.face_id, bbox=f.bbox, score=f.det_score) for f in i.faces]
-        i.prov = i.provenance(Decision.INDEX, i.verdict.reason, model_id=self.faces.model_id, faces=refs,
-                              expires_at=expires, duplicate_of=i.sighting.first_url if i.sighting else None)
-        i.drop_bytes()
-        i.state = State.READY
+    def _write_step(self, b: _Batch, faced: Future) -> list[Result]:
+        items: list[Outcome] = faced.result()
+        t, c = time.perf_counter(), time.process_time()
+        items = [Transient(i.msg, "rewound") if self.rewinds.stale(i.msg) else i for i in items]
+        results = self.writer.write(items)
+        b.seconds["write"], b.cpu["write"] = time.perf_counter() - t, time.process_time() - c
+        return results
 
-    def _finish_follower(self, i: Item, lead: Item) -> None:
-        """The same decision on the suppression list as the leader, this URL's own signals and expiry."""
-        assert lead.prov is not None and i.verdict is not None
-        i.face_counts = lead.face_counts
-        i.base_verdict = i.verdict
-        i.verdict = ConsentDecider.after_suppression(i.verdict, *lead.face_counts)
-        expires = expiry(utcnow(), i.source, self.retention_max_days)
-        if i.verdict.refused:
-            i.prov = i.provenance(Decision.REFUSE, i.verdict.reason, expires_at=expires, duplicate_of=lead.prov.url)
-        else:
-            i.faces = lead.faces  # the same rows (same ids): upserting them again changes nothing
-            i.prov = i.provenance(Decision.INDEX, i.verdict.reason, model_id=lead.prov.model_id,
-                                  faces=lead.prov.faces, expires_at=expires, duplicate_of=lead.prov.url)
-        i.drop_bytes()
-        i.state = State.READY
-
-    def _finish_reuse(self, i: Item) -> None:
-        assert i.sighting is not None and i.sighting.indexed is not None and i.verdict is not None
-        first = i.sighting.indexed
-        i.prov = i.provenance(Decision.INDEX, i.verdict.reason, model_id=first.model_id, faces=first.faces,
-                              expires_at=expiry(utcnow(), i.source, self.retention_max_days),
-                              duplicate_of=i.sighting.first_url or first.url)
-        i.state = State.READY
-
-    # ------------------------------------------------------------------ durable writes, then offsets
-    def _write_and_commit(self, items: list[Item]) -> BatchOutcome:
-        out = BatchOutcome(records=len(items), items=items)
-        by_tp: dict[tuple[str, int], list[Item]] = defaultdict(list)
-        for i in items:
-            by_tp[i.tp].append(i)
-        commit: dict[tuple[str, int], int] = {}
-        for tp, part in by_tp.items():
-            part.sort(key=lambda i: i.msg.offset)
-            next_offset: int | None = None
-            for i in part:
-                if i.state is State.TRANSIENT or not self._write(i):
-                    out.redeliver[tp] = i.msg.offset
-                    break
-                next_offset = i.msg.offset + 1
-            if next_offset is not None:
-                commit[tp] = next_offset
-        if commit:
-            try:
-                self.retry.call(lambda: self.consumer.commit(commit), "commit offsets")
-                out.committed = commit
-            except DependencyError as exc:  # the writes are durable and idempotent: a later commit covers them
-                self.stats.commit_failed()
-                log.warning("commit failed, records may be redelivered (replay is idempotent): %s", exc)
-        for tp, offset in out.redeliver.items():
-            self.stats.redelivery()
+    # ------------------------------------------------------------------ offsets
+    def _harvest(self, block: bool = False) -> BatchOutcome:
+        """Commit the finished batches at the head of the queue, in order; seek once a rewind has drained."""
+        out = BatchOutcome()
+        while self._inflight and (block or self._inflight[0].future.done()):  # type: ignore[union-attr]
+            b = self._inflight.popleft()
+            results: list[Result] = b.future.result()  # type: ignore[union-attr]
+            p = plan(results, self.rewinds.snapshot())
+            if p.commit:
+                try:
+                    self._commit(p.commit)
+                    out.committed.update(p.commit)
+                except DependencyError as exc:  # the writes are durable and idempotent: a later commit covers them
+                    self.stats.commit_failed()
+                    log.warning("commit failed, records may be redelivered (replay is idempotent): %s", exc)
+            if p.rewind:
+                self.rewinds.add(p.rewind)
+            for w in p.done:
+                self._count(w)
+            out.add(BatchOutcome(records=len(b.msgs), results=results, seconds=b.seconds, cpu=b.cpu))
+        if self.rewinds and not self._inflight:
             seek = getattr(self.consumer, "seek", None)
-            if seek is not None:
-                seek(tp[0], tp[1], offset)
-        if out.redeliver:
-            time.sleep(self.retry.delay(2))  # let the dependency recover before the redelivery
+            for (topic, partition), offset in self.rewinds.take().items():
+                self.stats.redelivery()
+                if seek is not None:
+                    seek(topic, partition, offset)
+                out.redeliver[(topic, partition)] = offset
         return out
 
-    def _write(self, i: Item) -> bool:
-        """The record's durable writes; False (record left for redelivery) when a dependency is down."""
-        try:
-            if i.state is State.DEAD:
-                assert i.dead is not None
-                self.dlq.send(i.dead)
-                if i.prov is not None:
-                    self.writer.refused(i.prov)
-                self.stats.dead_letter(i.dead.error_class)
-            else:
-                assert i.prov is not None
-                if i.prov.decision is Decision.INDEX:
-                    self._write_indexed(i)  # may turn into a refusal (suppressed meanwhile)
-                else:
-                    self.writer.refused(i.prov)
-                if self._erased_meanwhile(i):
-                    self.stats.refused_for("erased")
-                elif i.prov.decision is Decision.INDEX:
-                    self.stats.indexed(len(i.prov.faces))
-                else:
-                    self.stats.refused_for(i.prov.reason)
-        except DependencyError as exc:
-            if not exc.transient:
-                raise
-            log.warning("durable write for %s[%d]@%d failed; it will be redelivered: %s",
-                        i.msg.topic, i.msg.partition, i.msg.offset, exc)
-            i.state, i.error = State.TRANSIENT, exc
-            return False
+    def _commit(self, offsets: dict[TP, int]) -> None:
+        self.retry.call(lambda: self.consumer.commit(offsets), "commit offsets")
+
+    def _count(self, w: Written) -> None:
+        if w.decision == "dead-letter":
+            self.stats.dead_letter(w.error_class or "error")
+        elif w.decision == "index":
+            self.stats.indexed(w.faces)
+        else:
+            self.stats.refused_for(w.reason)
         self.stats.record()
-        fields = {"url_key": i.cand.key if i.cand else None, "partition": i.msg.partition, "offset": i.msg.offset,
-                  "decision": "dead-letter" if i.dead else i.prov.decision.value if i.prov else None,
-                  "reason": i.dead.reason if i.dead else i.prov.reason if i.prov else None,
-                  "faces": len(i.prov.faces) if i.prov else 0}
+        m = w.msg
+        fields = {"url_key": m.key.decode("utf-8", "replace") if m.key else None, "partition": m.partition,
+                  "offset": m.offset, "decision": w.decision, "reason": w.reason, "faces": w.faces}
         log.info("ingested %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra={"ingest": fields})
-        return True
-
-    def _erased_meanwhile(self, i: Item) -> bool:
-        """Was the record's source, job or URL erased after it was discovered? Then undo its writes.
-
-        Checked after the writes and before the commit, against the tombstones the eraser writes
-        before it deletes: either the eraser's deletion saw our rows, or we see its tombstone here.
-        """
-        if self.tombstones is None or i.cand is None or i.prov is None:
-            return False
-        c = i.cand
-        for kind, value in (("source", c.source_id), ("job", c.job_id), ("url", c.key)):
-            at = self.retry.call(lambda k=kind, v=value: self.tombstones.erased_at(k, v), "erasure tombstone")
-            if at is not None and at >= c.discovered_at:
-                self.writer.delete_faces(i.prov.face_ids)
-                self.retry.call(lambda: self.writer.provenance.remove(i.prov), "remove provenance")
-                log.info("dropped url_key=%s: its %s was erased at %s, after discovery", c.key, kind, at.isoformat())
-                return True
-        return False
-
-    def _write_indexed(self, i: Item) -> None:
-        """Faces, then a second look at the suppression list, then crops and provenance.
-
-        The re-check after the upsert closes the race with an erasure by photo that suppressed this
-        person while the batch was in flight: either the eraser's search sees our rows, or we see
-        its suppression entry here and delete them ourselves.
-        """
-        assert i.prov is not None
-        if i.faces:
-            self.writer.upsert_faces(i.faces)
-            flags = self.retry.call(lambda: self.faces.suppressed([f.embedding for f in i.faces]),
-                                    "suppression re-check")
-            if any(flags):
-                gone = {f.face_id for f, s in zip(i.faces, flags) if s}
-                self.writer.delete_faces(sorted(gone))
-                i.faces = [f for f in i.faces if f.face_id not in gone]
-                found, before = i.face_counts
-                i.face_counts = (found, before + len(gone))
-                base = i.base_verdict or i.verdict
-                i.verdict = ConsentDecider.after_suppression(base, *i.face_counts)  # type: ignore[arg-type]
-                refs = [r for r in i.prov.faces if r.face_id not in gone]
-                decision, reason = i.verdict.decision, i.verdict.reason
-                i.prov = i.prov.model_copy(update={"faces": refs if decision is Decision.INDEX else [],
-                                                   "signals": list(i.verdict.signals), "decision": decision,
-                                                   "reason": reason,
-                                                   "model_id": i.prov.model_id if decision is Decision.INDEX else None})
-        self.writer.finish(i.prov, i.crops)
 
 
-def _crop(rgb, bbox) -> bytes:  # noqa: ANN001
-    """The stored crop of one face: a 112x112 JPEG of its box with a small margin."""
-    return face_crop_jpeg(rgb, bbox)
+def _wait(future: Future | None, timeout: float) -> None:
+    from concurrent.futures import wait
+
+    if future is not None:
+        wait([future], timeout=timeout)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from consentry.catalog import ProvenanceStore, SourceRegistry
 from consentry.clients.broker import KafkaBroker, KafkaConfig
 from consentry.clients.objectstore import S3Config, S3ObjectStore
 from consentry.clients.vectors import MilvusVectorStore
 from consentry.core.records import Basis, DeadLetter, Decision, ImageCandidate, Source, url_key
-from consentry.catalog import ProvenanceStore, SourceRegistry
 from consentry.core.retry import RetryPolicy
 from consentry.core.settings import Settings, load_settings
 from consentry.faceindex import FaceIndex, IndexConfig
@@ -49,7 +49,8 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stac
            "CONSENTRY_MODEL_PACK": "tests.fakes:HashFaceModel",  # the faults are in the pipeline, not the model
            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # where the test model plugin is found
            "CONSENTRY_RETRY_MAX_ATTEMPTS": "3", "CONSENTRY_RETRY_BASE_DELAY_S": "0.2",
-           "CONSENTRY_RETRY_MAX_DELAY_S": "1.0", "CONSENTRY_KAFKA_REQUEST_TIMEOUT_MS": "10000"}
+           "CONSENTRY_RETRY_MAX_DELAY_S": "1.0", "CONSENTRY_KAFKA_REQUEST_TIMEOUT_MS": "10000",
+           "CONSENTRY_FETCH_TIMEOUT_S": "120"}  # images held in flight by the site (up to 60 s) do not time out
     st = Stack(load_settings(**_explicit(env)))
     try:
         st.up("embedded")
@@ -74,16 +75,25 @@ class Run:
         return S3ObjectStore(S3Config.from_settings(self.settings))
 
     def populate(self, good: int = 24, noai: int = 4, bad: int = 4, delay_s: float = 0.15) -> None:
-        SourceRegistry(self.store).put(Source(id="fam", match="127.0.0.1", basis=Basis.CONSENT, retention_days=30))
+        self.register_source()
         for k in range(good):
-            self._add(f"/good/{k}.png", Route(noise_image(1000 + k), headers=PNG, delay_s=delay_s), "indexed")
+            self.add(f"/good/{k}.png", Route(noise_image(1000 + k), headers=PNG, delay_s=delay_s), "indexed")
         for k in range(noai):
-            self._add(f"/noai/{k}.png", Route(noise_image(2000 + k), headers={**PNG, "X-Robots-Tag": "noai"},
-                                              delay_s=delay_s), "refused")
+            self.add(f"/noai/{k}.png", Route(noise_image(2000 + k), headers={**PNG, "X-Robots-Tag": "noai"},
+                                             delay_s=delay_s), "refused")
         for k in range(bad):
-            self._add(f"/bad/{k}.png", Route(b"<html>not an image</html>", headers=PNG, delay_s=delay_s), "dlq")
+            self.add(f"/bad/{k}.png", Route(b"<html>not an image</html>", headers=PNG, delay_s=delay_s), "dlq")
 
-    def _add(self, path: str, route: Route, outcome: str) -> None:
+    def in_order(self, batch: int) -> None:
+        """One partition and batches of ``batch`` records: the batches hold the candidates in the order added."""
+        self.settings = self.settings.model_copy(update={"kafka_partitions": 1})
+        self.env.update({"CONSENTRY_KAFKA_PARTITIONS": "1", "CONSENTRY_KAFKA_MAX_POLL_RECORDS": str(batch)})
+
+    def register_source(self) -> None:
+        SourceRegistry(self.store).put(Source(id="fam", match="127.0.0.1", basis=Basis.CONSENT, retention_days=30))
+
+    def add(self, path: str, route: Route, outcome: str) -> None:
+        """A candidate served at ``path``, expected to end ``outcome`` (indexed | refused | dlq)."""
         self.site.routes[path] = route
         url = self.site.url(path)
         self.candidates.append(ImageCandidate(url=url, page_url=self.site.url("/"), job_id="job-f", source_id="fam"))
@@ -98,10 +108,12 @@ class Run:
         p.flush()
         p.close()
 
-    def ingest(self, *extra: str) -> subprocess.Popen:
-        """`consentry ingest run` in a subprocess; its log goes to a file (a pipe could fill and block it)."""
+    def ingest(self, *extra: str, ray: bool = False) -> subprocess.Popen:
+        """`consentry ingest run` in a subprocess (threads, or Ray actors on the cluster the environment names);
+        its log goes to a file (a pipe could fill and block it)."""
         log = tempfile.NamedTemporaryFile("w+", prefix="ingest-", suffix=".log", delete=False)
-        proc = subprocess.Popen([sys.executable, "-m", "consentry.cli.main", "-v", "ingest", "run", "--no-ray",
+        mode = [] if ray else ["--no-ray"]
+        proc = subprocess.Popen([sys.executable, "-m", "consentry.cli.main", "-v", "ingest", "run", *mode,
                                  "--until-idle", "--idle-seconds", "6", "--interval", "2", "--json", *extra],
                                 env=self.env, stdout=subprocess.PIPE, stderr=log, text=True)
         proc.log_path = log.name  # type: ignore[attr-defined]
@@ -131,11 +143,22 @@ class Run:
             assert time.monotonic() < deadline, "no request for a matching path"
             time.sleep(0.05)
 
+    def wait_log(self, proc: subprocess.Popen, text: str, timeout: float = 180) -> None:
+        """Until the ingest process has logged ``text`` (e.g. that it left records for redelivery)."""
+        deadline = time.monotonic() + timeout
+        while text not in Path(proc.log_path).read_text(errors="replace"):  # type: ignore[attr-defined]
+            assert proc.poll() is None, Path(proc.log_path).read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, f"the ingest process never logged {text!r}"
+            time.sleep(0.2)
+
     def finish(self, proc: subprocess.Popen, timeout: float = 300) -> dict:
         out, _ = proc.communicate(timeout=timeout)
         self.log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
         assert proc.returncode == 0, self.log[-3000:]
-        return json.loads(out)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise AssertionError(f"not JSON on stdout: {out[:3000]!r}\n{self.log[-3000:]}") from None
 
     def account(self) -> dict[str, int]:
         """Every candidate accounted for exactly once: indexed, refused with a reason, or in the DLQ."""

@@ -33,6 +33,7 @@ def cli(*args):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_up_status_down_twice_leaves_no_process(own_env):
     pids = []
     for _ in range(2):
@@ -55,6 +56,7 @@ def test_up_status_down_twice_leaves_no_process(own_env):
     assert st.returncode == 1 and not any(s["answers"] for s in json.loads(st.stdout))
 
 
+@pytest.mark.slow
 def test_restart_keeps_object_message_and_offset(own_env):
     st = Stack(load_settings())
     st.up()

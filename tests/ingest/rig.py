@@ -1,4 +1,5 @@
-"""An IngestWorker over the in-memory fakes (broker, object store, vector store, HashFaceModel) and a real local site."""
+"""An IngestWorker over the in-memory fakes (broker, object store, vector store, HashFaceModel) and a real
+local site."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from consentry.core.retry import RetryPolicy
 from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.ingest import FetchConfig, IngestConfig, IngestWorker
 from consentry.ingest.assembly import assemble
-from tests.fakes import MemoryBroker, MemoryObjectStore, MemoryVectorStore, HashFaceModel
+from tests.fakes import HashFaceModel, MemoryBroker, MemoryObjectStore, MemoryVectorStore
 
 from .site import Site
 
@@ -80,8 +81,8 @@ class Rig:
         return sum(self.broker.committed["g1"].values())
 
 
-def make_rig(site: Site, model: Any = None, **cfg: Any) -> Rig:
-    broker, store, vectors = MemoryBroker(partitions=2), MemoryObjectStore(), MemoryVectorStore()
+def make_rig(site: Site, model: Any = None, partitions: int = 2, store: Any = None, **cfg: Any) -> Rig:
+    broker, store, vectors = MemoryBroker(partitions=partitions), store or MemoryObjectStore(), MemoryVectorStore()
     icfg = IndexConfig(collection="faces", suppression_collection="suppressed")
     model = model or HashFaceModel()
     worker = assemble(ingest_config(**cfg), broker, store, vectors, icfg, model)

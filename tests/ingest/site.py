@@ -81,7 +81,7 @@ class Site:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def start(self) -> "Site":
+    def start(self) -> Site:
         self.thread.start()
         return self
 

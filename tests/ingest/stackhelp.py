@@ -44,7 +44,7 @@ class Env:
         self.provenance = ProvenanceStore(self.store)
         prepare_ingest(s)
 
-    def with_(self, **kw: Any) -> "Env":
+    def with_(self, **kw: Any) -> Env:
         return Env(self.s.model_copy(update=kw))
 
     def add_sources(self, site: Site) -> None:

@@ -1,7 +1,8 @@
-"""The circuit: consumption pauses while S3 or Milvus is down, resumes when it returns, loses nothing."""
+"""The circuit: consumption pauses while S3 or Milvus is down, resumes when it returns, loses nothing.
+
+The loops are stepped by the test (``WorkerLoop.step``) on an injected clock: no sleeps, no timing."""
 
 import threading
-import time
 
 import httpx
 
@@ -15,12 +16,31 @@ from .site import Route, noise_image
 PNG = {"Content-Type": "image/png"}
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def steps_until(loop: WorkerLoop, done, stop: threading.Event, limit: int = 2000) -> None:  # noqa: ANN001
+    for _ in range(limit):
+        if done():
+            return
+        loop.step(stop)
+    raise AssertionError(f"not reached in {limit} steps: {loop.status()}")
+
+
 def test_circuit_probes_with_backoff_until_everything_answers():
     answers = iter([{"s3": False, "milvus": True}, {"s3": False, "milvus": False}, {"s3": True, "milvus": True}])
     c = Circuit(lambda: next(answers), base_delay_s=0.001, max_delay_s=0.002)
     c.open("test")
     assert c.is_open and c.status()["circuit"] == "open"
-    assert c.wait_closed(threading.Event()) is True
+    assert c.try_close() is False and c.status()["waiting_for"] == ["s3"]
+    assert c.try_close() is False and c.status()["waiting_for"] == ["milvus", "s3"]
+    assert 0 <= c.delay() <= 0.002
+    assert c.try_close() is True
     assert not c.is_open and c.status() == {"circuit": "closed", "waiting_for": [], "circuit_openings": 1}
     stop = threading.Event()
     stop.set()
@@ -36,31 +56,26 @@ def test_loop_pauses_while_s3_is_down_and_resumes_without_loss(site):
         site.routes[f"/{k}.png"] = Route(noise_image(k), headers=PNG)
     rig.store.down = True  # S3 is down from the start: nothing can be written
     rig.produce(*(rig.candidate(f"/{k}.png") for k in range(3)))
-    loop = WorkerLoop(rig.worker, circuit=Circuit(lambda: {"s3": rig.store.ping()}, 0.01, 0.05))
+    loop = WorkerLoop(rig.worker, clock=Clock(), circuit=Circuit(lambda: {"s3": rig.store.ping()}, 0.0001, 0.0002))
     stop = threading.Event()
-    t = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while loop.status()["circuit"] != "open" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    steps_until(loop, lambda: loop.status()["waiting_for"] == ["s3"], stop)  # opened, then probed
     st = loop.status()
     assert st["circuit"] == "open" and st["waiting_for"] == ["s3"]
-    assert summary([st])["ready"] is False
+    assert summary([{**st, "running": True}])["ready"] is False
     with HealthServer("127.0.0.1", 0) as health:  # what `ingest run --http-port` serves, over real HTTP
-        health.update(summary([st]))
+        health.update(summary([{**st, "running": True}]))
         base = f"http://127.0.0.1:{health.port}"
         assert httpx.get(base + "/healthz").status_code == 200  # alive ...
         r = httpx.get(base + "/readyz")
         assert r.status_code == 503 and r.json()["waiting_for"] == ["s3"] and r.json()["circuits_open"] == 1
-    polls_before = st["stats"].get("records", 0)
-    time.sleep(0.3)
-    assert loop.status()["stats"].get("records", 0) == polls_before == 0  # paused: nothing processed, nothing lost
+    polled = rig.broker.committed["g1"].copy()
+    for _ in range(50):  # paused: probing, polling nothing
+        loop.step(stop)
+    assert loop.status()["stats"]["records"] == 0 and loop.status()["circuit"] == "open"
+    assert rig.broker.committed["g1"] == polled
     rig.store.down = False
-    deadline = time.monotonic() + 10
-    while loop.status()["stats"].get("records", 0) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    t.join(10)
+    steps_until(loop, lambda: loop.status()["stats"]["records"] == 3, stop)
+    loop.worker.finish()
     st = loop.status()
     assert st["stats"]["records"] == 3 and st["stats"]["indexed"] == 3 and st["circuit"] == "closed"
     with HealthServer("127.0.0.1", 0) as health:
@@ -72,7 +87,7 @@ def test_loop_pauses_while_s3_is_down_and_resumes_without_loss(site):
         assert httpx.get(base + "/nope").status_code == 404
     assert st["circuit_openings"] == 1
     assert all(rig.prov(f"/{k}.png") is not None for k in range(3))
-    assert rig.index.count() == 3 and rig.dead_letters() == []
+    assert rig.index.count() == 3 and rig.dead_letters() == [] and rig.committed() == 3
 
 
 def test_an_unsettled_consumer_is_never_idle(site):
@@ -80,18 +95,19 @@ def test_an_unsettled_consumer_is_never_idle(site):
     rig = make_rig(site)
     settled = {"now": False}
     rig.worker.consumer.settled = lambda: settled["now"]
-    loop = WorkerLoop(rig.worker)
+    clock = Clock()
+    loop = WorkerLoop(rig.worker, clock=clock)
+    loop.running = True
     stop = threading.Event()
-    t = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    t.start()
-    try:
-        time.sleep(1.0)
-        st = loop.status()
-        assert st["settled"] is False and st["idle_s"] < 0.6 and not is_idle(st, IdlePolicy(idle_seconds=0.6))
-        settled["now"] = True
-        time.sleep(1.0)
-        st = loop.status()
-        assert st["settled"] is True and is_idle(st, IdlePolicy(idle_seconds=0.6))
-    finally:
-        stop.set()
-        t.join(10)
+    policy = IdlePolicy(idle_seconds=0.6)
+    for _ in range(5):
+        loop.step(stop)
+        clock.now += 0.5
+    st = loop.status()
+    assert st["settled"] is False and st["idle_s"] <= 0.5 and not is_idle(st, policy)
+    settled["now"] = True
+    for _ in range(5):
+        loop.step(stop)
+        clock.now += 0.5
+    st = loop.status()
+    assert st["settled"] is True and st["idle_s"] >= 0.6 and is_idle(st, policy)

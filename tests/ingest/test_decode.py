@@ -41,7 +41,7 @@ def test_modes_are_normalised_to_rgb():
     rgb = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
     base = Image.fromarray(rgb)
     for data in (save(base.convert("CMYK"), "JPEG"), save(base.convert("P"), "PNG"),
-                 save(base.convert("RGBA"), "PNG"), save(Image.fromarray((rgb[:, :, 0].astype(np.uint16) * 257)), "PNG"),
+                 save(base.convert("RGBA"), "PNG"), save(Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257), "PNG"),
                  save(base.convert("L"), "BMP"), save(base, "WEBP")):
         d = decode(data)
         assert d.rgb.dtype == np.uint8 and d.rgb.shape == (40, 50, 3)
@@ -80,3 +80,28 @@ def test_xmp_datamining_is_read_from_the_file_and_phash_is_stable():
     assert iptc_signal(decode(jpeg).xmp).value == "absent"
     a, b = phash(decode(jpeg).rgb), phash(decode(to_jpeg(noise_image(3), quality=60)).rgb)
     assert hamming(a, b) <= 6 and hamming(a, phash(decode(noise_image(4)).rgb)) > 12
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_fast_jpeg_path_gives_pillows_pixels_for_every_orientation(orientation):
+    """Complete YCbCr JPEGs are decoded by OpenCV (off the GIL); the result is Pillow's, orientation included."""
+    from PIL import ImageOps
+
+    rgb = np.random.default_rng(orientation).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = save(Image.fromarray(rgb), "JPEG", exif=exif.tobytes(), quality=95)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    got = decode(data)
+    assert got.bgr.flags.c_contiguous and (got.width, got.height) == (want.shape[1], want.shape[0])
+    assert np.array_equal(got.rgb, want)
+
+
+def test_cmyk_truncated_and_trailing_bytes_take_pillows_path():
+    rgb = np.random.default_rng(7).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    cmyk = save(Image.fromarray(rgb).convert("CMYK"), "JPEG")
+    assert decode(cmyk).rgb.shape == (40, 40, 3)
+    jpeg = save(Image.fromarray(rgb), "JPEG")
+    assert np.array_equal(decode(jpeg + b"trailer").rgb, decode(jpeg).rgb)  # no EOI at the end: Pillow decodes it
+    with pytest.raises(ImageRejected):
+        decode(jpeg[: len(jpeg) - 200])

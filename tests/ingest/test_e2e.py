@@ -27,7 +27,7 @@ SITE = {
 
 
 def serve(site, photos) -> list[ImageCandidate]:
-    for path, (photo, source, *_rest) in SITE.items():
+    for path, (photo, _source, *_rest) in SITE.items():
         body = photos[photo].read_bytes()
         headers = dict(JPEG)
         if path == "/img/noai.jpg":

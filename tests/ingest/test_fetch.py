@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consentry.core.errors import FetchError, FetchRefused, ImageRejected
+from consentry.core.retry import RetryPolicy
 from consentry.ingest import FetchConfig
 from consentry.ingest.fetch import Fetcher
 
@@ -13,11 +14,11 @@ from .site import Route, noise_image
 PNG = {"Content-Type": "image/png"}
 
 
-def fetcher(**kw) -> Fetcher:
+def fetcher(attempts: int = 2, **kw) -> Fetcher:
     base = dict(user_agent="ConsentryBot/0.1 (+https://example.org/bot)", timeout_s=3.0, allow_private=True,
-                max_bytes=64 * 1024, attempts=2)
+                max_bytes=64 * 1024)
     base.update(kw)
-    return Fetcher(FetchConfig(**base))
+    return Fetcher(FetchConfig(**base), RetryPolicy(attempts=attempts, base_delay_s=0.01, max_delay_s=0.02))
 
 
 def test_image_fetched_with_an_honest_user_agent_and_header_signals(site):
@@ -68,8 +69,8 @@ def test_a_host_that_rebinds_to_a_private_address_after_the_check_is_refused_at_
     """DNS rebinding: public for the check, loopback for the connection. No request may reach the site."""
     site.routes["/a.png"] = Route(noise_image(1), headers=PNG)
     answers = iter([["93.184.216.34"], ["127.0.0.1"]])
-    f = Fetcher(FetchConfig(user_agent="ConsentryBot/0.1", timeout_s=3.0, allow_private=False, attempts=1),
-                resolver=lambda host, p: next(answers))
+    f = Fetcher(FetchConfig(user_agent="ConsentryBot/0.1", timeout_s=3.0, allow_private=False),
+                RetryPolicy(attempts=1), resolver=lambda host, p: next(answers))
     with pytest.raises(FetchRefused) as e:
         f.fetch(f"http://rebind.test:{site.port}/a.png")
     assert e.value.reason == "private-address" and "loopback" in str(e.value)

@@ -113,7 +113,7 @@ def test_importing_a_list_erases_what_is_already_indexed_under_it_with_a_receipt
     assert e.status == "never-seen"  # erased by URL: nothing is kept (with tombstones wired, it says "erased")
     assert list(audit.entries())[-1]["action"] == "optout-import" and audit.verify().ok
     # once the worker's list cache expires (30 s; expired here), the same image is refused before any face work
-    rig.worker.prepare.optouts.optouts.ttl_s = 0
+    rig.worker.prepare.checks.after_bytes[-1].check.optouts.ttl_s = 0
     rig.produce(rig.candidate("/a.jpg"))
     rig.drain()
     assert rig.prov("/a.jpg").reason == "do-not-train" and rig.faces_for("/a.jpg") == 0

@@ -12,17 +12,19 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from click.testing import CliRunner
 
 from consentry.cli.main import cli
 from consentry.core.records import ImageCandidate
-from consentry.wiring import ingest_worker
 from consentry.ingest.raypool import RayPool
 from consentry.ingest.runner import IdlePolicy, drive
+from consentry.wiring import ingest_worker
 
 from .site import Route, to_jpeg
 from .stackhelp import Env, settings_for
 
+pytestmark = pytest.mark.slow
 JPEG = {"Content-Type": "image/jpeg"}
 
 
@@ -39,7 +41,10 @@ def test_cli_runs_ray_actors_until_idle(stack, site, photos, ray_session, monkey
     for name in ("topic_prefix", "milvus_collection", "milvus_suppression_collection", "kafka_consumer_group",
                  "s3_bucket", "ingest_idle_seconds", "retry_base_delay_s", "retry_max_delay_s"):
         monkeypatch.setenv(f"CONSENTRY_{name.upper()}", str(getattr(s, name)))
-    result = CliRunner().invoke(cli, ["ingest", "run", "--workers", "2", "--until-idle", "--json", "--interval", "1"])
+    # --local-ray: this process's Ray (the session's) rather than a cluster; tests/infra/test_ray_service.py runs
+    # `ingest run` against the stack's Ray head
+    result = CliRunner().invoke(cli, ["ingest", "run", "--local-ray", "--workers", "2", "--until-idle", "--json",
+                                      "--interval", "1"])
     assert result.exit_code == 0, result.output
     totals = json.loads(result.stdout)
     assert totals["mode"] == "ray" and totals["workers"] == 2 and totals["workers_reachable"] == 2

@@ -153,7 +153,7 @@ def test_dead_letter_not_flushed_means_not_committed(site):
     rig = make_rig(site)
     rig.add_source("family")
     flaky = FlakyProducer(rig.broker.producer())
-    rig.worker.dlq.producer = flaky
+    rig.worker.writer.dlq.new_producer = lambda: flaky
     rig.produce(rig.candidate("/missing.jpg"))
     out = rig.worker.poll_once()
     assert out.committed == {} and rig.committed() == 0 and rig.dead_letters() == []
@@ -257,7 +257,7 @@ def test_retention_is_capped_and_crops_are_kept_when_enabled(site):
     row = rig.index.get(prov.face_ids)[0]
     assert row["expires_at"] - row["ingested_at"] == 100 * 86400
     crop = rig.store.get(f"crops/{prov.face_ids[0][:2]}/{prov.face_ids[0]}.jpg")
-    assert decode(crop).width == 48  # the fake's bbox is the middle half of a 96px image
+    assert decode(crop).width == decode(crop).height == 112  # the stored crop: 112x112 around the face box
 
 
 def test_a_slow_site_does_not_reorder_commits(site):
@@ -295,7 +295,7 @@ def test_a_person_suppressed_while_the_batch_is_in_flight_is_not_left_indexed(si
             rig.index.suppress([emb], rig.model.model_id, "req-race")
         return out
 
-    stage.suppressed = suppressed
+    stage.suppressed = rig.worker.writer.suppressed = suppressed
     rig.produce(rig.candidate("/e.png"))
     rig.drain()
     assert calls == [[False], [True]]
