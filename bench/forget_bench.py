@@ -30,14 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench import DIM, MODEL, Dataset, Milvus, _rows, _wait_indexed  # noqa: E402
 
 from consentry.catalog import ProvenanceStore  # noqa: E402
-from tests.fakes import MemoryObjectStore  # noqa: E402
 from consentry.clients.vectors import MilvusVectorStore  # noqa: E402
 from consentry.core.records import Basis, Decision, FaceRef, Provenance  # noqa: E402
-from consentry.faces import DetectedFace  # noqa: E402
 from consentry.faceindex import FaceIndex, IndexConfig  # noqa: E402
+from consentry.faces import DetectedFace  # noqa: E402
 from consentry.indexer.audit import AuditLog  # noqa: E402
 from consentry.indexer.erasure import Eraser  # noqa: E402
-
+from tests.fakes import MemoryObjectStore  # noqa: E402
 
 INSERT_BATCH = 2000  # rows per insert: 50k rows of 512-d floats exceed Milvus server's 64 MiB gRPC limit
 

@@ -15,35 +15,38 @@ if TYPE_CHECKING:
     from .clients.broker import KafkaBroker
     from .clients.objectstore import S3ObjectStore
     from .clients.vectors import MilvusVectorStore
+    from .core.retry import RetryPolicy
     from .faceindex import FaceIndex
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
+    from .indexer.checkpoints import Checkpoints, Signer
     from .indexer.erasure import Eraser
+    from .indexer.purge import Purger
     from .indexer.retention import RetentionSweeper
-    from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
     from .indexer.services import Services
+    from .ingest.worker import IngestWorker
 
 
-def object_store(s: Settings) -> "S3ObjectStore":
+def object_store(s: Settings) -> S3ObjectStore:
     from .clients.objectstore import S3Config, S3ObjectStore
 
     return S3ObjectStore(S3Config.from_settings(s))
 
 
-def broker(s: Settings) -> "KafkaBroker":
+def broker(s: Settings) -> KafkaBroker:
     from .clients.broker import KafkaBroker, KafkaConfig
 
     return KafkaBroker(KafkaConfig.from_settings(s))
 
 
-def vector_store(s: Settings) -> "MilvusVectorStore":
+def vector_store(s: Settings) -> MilvusVectorStore:
     from .clients.vectors import MilvusVectorStore
 
     return MilvusVectorStore(s.milvus_uri, s.milvus_token.get_secret_value() if s.milvus_token else None)
 
 
-def face_index(s: Settings) -> "FaceIndex":
+def face_index(s: Settings) -> FaceIndex:
     from .faceindex import FaceIndex, IndexConfig
 
     return FaceIndex(vector_store(s), IndexConfig.from_settings(s))
@@ -55,96 +58,145 @@ def face_model(s: Settings):  # noqa: ANN201
     return load_model(ModelConfig.from_settings(s))
 
 
-def sources(s: Settings, store=None) -> "SourceRegistry":  # noqa: ANN001
+def sources(s: Settings, store=None) -> SourceRegistry:  # noqa: ANN001
     from .catalog import SourceRegistry
 
     return SourceRegistry(store or object_store(s))
 
 
-def jobs(s: Settings, store=None) -> "JobStore":  # noqa: ANN001
+def jobs(s: Settings, store=None) -> JobStore:  # noqa: ANN001
     from .catalog import JobStore
 
     return JobStore(store or object_store(s))
 
 
-def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
+def provenance(s: Settings, store=None) -> ProvenanceStore:  # noqa: ANN001
     from .catalog import ProvenanceStore
 
     return ProvenanceStore(store or object_store(s))
 
 
-def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
+def retry_policy(s: Settings) -> RetryPolicy:
+    """The one retry policy for calls to outside systems (retry_max_attempts, full jitter)."""
+    from .core.retry import RetryPolicy
+
+    return RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s)
+
+
+def audit_signer(s: Settings) -> Signer:
+    """The audit checkpoint key: audit_signing_key, else audit_verify_key (verify only), else a key file
+    created in the state directory on first use."""
+    from .indexer.checkpoints import Signer, decode_key, load_or_create_key
+
+    if s.audit_signing_key is not None:
+        return Signer(private=decode_key(s.audit_signing_key.get_secret_value(), "audit_signing_key"))
+    if s.audit_verify_key:
+        return Signer(public=decode_key(s.audit_verify_key, "audit_verify_key"))
+    return Signer(private=load_or_create_key(s.home / "audit-signing.key"))
+
+
+def audit_checkpoints(s: Settings) -> Checkpoints:
+    """Signed checkpoints outside the bucket (default: one folder per bucket under the state directory)."""
+    from dataclasses import replace
+
+    from .clients.objectstore import S3Config, S3ObjectStore
+    from .indexer.checkpoints import Checkpoints, sink_for
+
+    target = s.audit_checkpoint_target or f"file://{s.home / 'audit-checkpoints' / s.s3_bucket}"
+    sink = sink_for(target, lambda bucket: S3ObjectStore(replace(S3Config.from_settings(s), bucket=bucket)))
+    return Checkpoints(sink, audit_signer(s))
+
+
+def audit_log(s: Settings, store=None) -> AuditLog:  # noqa: ANN001
     from .indexer.audit import AuditLog
 
-    return AuditLog(store or object_store(s))
+    return AuditLog(store or object_store(s), checkpoints=audit_checkpoints(s), retry=retry_policy(s))
 
 
 def erasure_publisher(s: Settings):  # noqa: ANN201
-    """A callable publishing ErasureEvents on the erasures topic (flushed per event)."""
+    """A callable publishing ErasureEvents on the erasures topic (flushed per event; one producer, made on
+    first use and kept)."""
+    import threading
+
     b = broker(s)
+    lock = threading.Lock()
+    producer = []
 
     def publish(event) -> None:  # noqa: ANN001
-        p = b.producer()
-        try:
-            key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
-            p.send(s.topic_erasures, key, event.to_json())
-            p.flush()
-        finally:
-            p.close()
+        key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
+        with lock:
+            if not producer:
+                producer.append(b.producer())
+            try:
+                producer[0].send(s.topic_erasures, key, event.to_json())
+                producer[0].flush()
+            except Exception:
+                producer.pop().close()  # a fresh producer next time
+                raise
 
     return publish
 
 
-def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
+def purger(s: Settings, index, store) -> Purger:  # noqa: ANN001
+    from .indexer.purge import Purger
+
+    return Purger(index, store, timeout_s=s.erasure_purge_timeout_s, gc_drop_tolerance_s=s.milvus_gc_drop_tolerance_s)
+
+
+def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> Eraser:  # noqa: ANN001
     """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
     from .indexer.erasure import Eraser
 
     store = store or object_store(s)
-    return Eraser(index or face_index(s), provenance(s, store), store, audit_log(s, store),
+    index = index or face_index(s)
+    return Eraser(index, provenance(s, store), store, audit_log(s, store),
                   erasure_threshold=s.erasure_threshold, model_loader=model_loader or (lambda: face_model(s)),
-                  publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels)
+                  publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels,
+                  retry=retry_policy(s), purger=purger(s, index, store))
 
 
-def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper":  # noqa: ANN001
+def retention_sweeper(s: Settings, store=None, index=None) -> RetentionSweeper:  # noqa: ANN001
     """The sweep, with every registered source's current retention (capped by retention_max_days)."""
     from .indexer.retention import RetentionSweeper
 
     store = store or object_store(s)
+    index = index or face_index(s)
     days = {src.id: min(src.retention_days, s.retention_max_days) for src in sources(s, store).list()}
-    return RetentionSweeper(index or face_index(s), provenance(s, store), audit_log(s, store),
-                            source_retention_days=days)
+    return RetentionSweeper(index, provenance(s, store), audit_log(s, store), source_retention_days=days,
+                            retry=retry_policy(s), purger=purger(s, index, store))
 
 
-def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> "TokenStore":  # noqa: ANN001
+def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> TokenStore:  # noqa: ANN001
     from .indexer.auth import TokenStore
 
     return TokenStore(store or object_store(s), cache_ttl_s=cache_ttl_s)
 
 
-def face_search(s: Settings, store=None, index=None, model_loader=None) -> "FaceSearch":  # noqa: ANN001
+def face_search(s: Settings, store=None, index=None, model_loader=None) -> FaceSearch:  # noqa: ANN001
     """Search by photo or face id; the face model is loaded on the first search by photo."""
     from .indexer.search import FaceSearch, SearchLimits
 
     store = store or object_store(s)
     return FaceSearch(index or face_index(s), provenance(s, store), audit_log(s, store),
                       model_loader or (lambda: face_model(s)), SearchLimits.from_settings(s),
-                      strong=s.search_consistency == "strong")
+                      strong=s.search_consistency == "strong", retry=retry_policy(s))
 
 
 def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # noqa: ANN001
-                     token_cache_s: float = 5.0) -> "Services":
+                     token_cache_s: float = 5.0) -> Services:
     """Everything the query API serves from."""
     from .indexer.services import Services
 
     store = store or object_store(s)
     index = index or face_index(s)
     search = face_search(s, store, index, model_loader)
+    er = eraser(s, store, index, search.model_loader)
+    er.audit = search.audit  # one audit log per process: one cached head, one background writer
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
-                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search,
-                    eraser=eraser(s, store, index, search.model_loader))
+                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search, eraser=er)
 
 
-def ingest_worker(s: Settings) -> "IngestWorker":
+def ingest_worker(s: Settings) -> IngestWorker:
     """An IngestWorker on the configured Kafka, S3, Milvus and model pack (module-level: Ray pickles it)."""
     from .faceindex import IndexConfig
     from .ingest.assembly import assemble

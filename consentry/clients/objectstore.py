@@ -28,7 +28,7 @@ class S3Config:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_settings(cls, s) -> "S3Config":  # noqa: ANN001
+    def from_settings(cls, s) -> S3Config:  # noqa: ANN001
         return cls(endpoint=s.s3_endpoint, access_key=s.s3_access_key,
                    secret_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
                    bucket=s.s3_bucket, region=s.s3_region)
@@ -58,6 +58,8 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> Iterator[str]: ...
     def ensure_bucket(self) -> None: ...
     def ping(self) -> bool: ...
+    def versioning(self) -> str: ...
+    def purge_versions(self, keys: Iterable[str], keep_latest: bool = False) -> int: ...
 
 
 def put_json(store: ObjectStore, key: str, obj: Any, **kw: Any) -> None:
@@ -108,7 +110,7 @@ class S3ObjectStore:
         try:
             self._c.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
                                metadata=metadata, tags=t)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"put {key}") from None
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "application/json") -> bool:
@@ -123,7 +125,7 @@ class S3ObjectStore:
             if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
             raise self._err(exc, f"put {key}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"put {key}") from None
 
     def get(self, key: str) -> bytes:
@@ -131,7 +133,7 @@ class S3ObjectStore:
         try:
             resp = self._c.get_object(self.bucket, key)
             return resp.read()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"get {key}") from None
         finally:
             if resp is not None:
@@ -141,7 +143,7 @@ class S3ObjectStore:
     def stat(self, key: str) -> ObjectInfo:
         try:
             st = self._c.stat_object(self.bucket, key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"stat {key}") from None
         meta = {k.lower().removeprefix("x-amz-meta-"): v for k, v in (st.metadata or {}).items()
                 if k.lower().startswith("x-amz-meta-")}
@@ -150,7 +152,7 @@ class S3ObjectStore:
     def tags(self, key: str) -> dict[str, str]:
         try:
             t = self._c.get_object_tags(self.bucket, key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"tags {key}") from None
         return dict(t or {})
 
@@ -164,7 +166,7 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         try:
             self._c.remove_object(self.bucket, key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"delete {key}") from None
 
     def delete_many(self, keys: Iterable[str]) -> int:
@@ -175,7 +177,7 @@ class S3ObjectStore:
             return 0
         try:
             errors = list(self._c.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, "delete objects") from None
         if errors:
             raise ObjectStoreError(f"{len(errors)} deletes failed: {errors[0]}")
@@ -186,19 +188,47 @@ class S3ObjectStore:
             for obj in self._c.list_objects(self.bucket, prefix=prefix, recursive=True):
                 if not obj.is_dir:
                     yield obj.object_name
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"list {prefix}") from None
 
     def ensure_bucket(self) -> None:
         try:
             if not self._c.bucket_exists(self.bucket):
                 self._c.make_bucket(self.bucket)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise self._err(exc, f"bucket {self.bucket}") from None
 
     def ping(self) -> bool:
         try:
             self._c.bucket_exists(self.bucket)
             return True
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means not answering
             return False
+
+    def versioning(self) -> str:
+        """The bucket's versioning: ``off`` (never enabled: a delete removes the object), ``enabled`` or
+        ``suspended`` (older versions are kept until deleted by version id)."""
+        try:
+            status = self._c.get_bucket_versioning(self.bucket).status
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
+            raise self._err(exc, f"versioning of {self.bucket}") from None
+        return {"Enabled": "enabled", "Suspended": "suspended"}.get(status or "", "off")
+
+    def purge_versions(self, keys: Iterable[str], keep_latest: bool = False) -> int:
+        """Delete every stored version and delete marker of ``keys`` (all but the current version with
+        ``keep_latest``); returns how many were deleted. Versions under Object Lock are refused by S3."""
+        from minio.deleteobjects import DeleteObject
+
+        doomed = []
+        try:
+            for key in keys:
+                versions = [o for o in self._c.list_objects(self.bucket, prefix=key, include_version=True)
+                            if o.object_name == key]
+                doomed += [DeleteObject(key, o.version_id) for o in versions
+                           if o.version_id and not (keep_latest and str(o.is_latest).lower() == "true")]
+            errors = list(self._c.remove_objects(self.bucket, doomed)) if doomed else []
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
+            raise self._err(exc, "purge object versions") from None
+        if errors:
+            raise ObjectStoreError(f"{len(errors)} version deletes failed: {errors[0]}", transient=False)
+        return len(doomed)

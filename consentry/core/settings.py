@@ -93,10 +93,20 @@ class Settings(BaseSettings):
     search_threshold: float = Field(default=0.35, ge=-1, le=1, description="Cosine similarity for a search hit.")
     search_default_top_k: int = Field(default=10, ge=1)
     search_consistency: Literal["strong", "bounded"] = Field(
-        default="strong", description="strong: an erasure or withdrawal is invisible to the very next search "
-        "(costs 200-400 ms a search on Milvus server); bounded: searches may see it up to a few seconds late.")
+        default="bounded", description="Milvus consistency of searches. Either way an erasure is invisible to the "
+        "very next search on every replica (hits are checked against provenance, docs/erasure.md); strong also "
+        "waits for Milvus's next time tick (200-400 ms a search on Milvus server) to see rows ingested just now.")
     erasure_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity at or above which a face is erased.")
     suppression_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity to a suppressed person that refuses a new face.")
+    erasure_purge_timeout_s: float = Field(
+        default=600.0, gt=0, description="How long an erasure waits for Milvus to compact the deleted rows away "
+        "before its receipt says 'timeout' (`consentry forget --finish` checks again).")
+    milvus_gc_drop_tolerance_s: int = Field(
+        default=10800, ge=0, description="The Milvus server's dataCoord.gc.dropTolerance: receipts state that old "
+        "segment files are removed within this long after compaction (Milvus's default 3 h).")
+    milvus_lite_max_faces: int = Field(
+        default=200_000, ge=1, description="Above this many faces on embedded milvus-lite (which answers by brute "
+        "force: ~1.2 s a search at 1M), `consentry doctor` and the API warn to move to Milvus server.")
     retention_default_days: int = Field(default=365, ge=1)
     retention_max_days: int = Field(default=1095, ge=1, description="Cap on any source's retention (BIPA: 3 years).")
 
@@ -138,6 +148,17 @@ class Settings(BaseSettings):
     api_max_top_k: int = Field(default=100, ge=1)
     api_rate_limit_per_minute: int = Field(default=120, ge=1)
 
+    # --- audit log ---------------------------------------------------------------------------------
+    audit_checkpoint_target: str = Field(
+        default="", description="Where signed audit checkpoints go, outside the audit bucket: file:///path or "
+        "s3://bucket/prefix (empty: file://$CONSENTRY_HOME/audit-checkpoints). `audit verify` checks the log "
+        "against them, so a log cut short or rewritten is detected.")
+    audit_signing_key: SecretStr | None = Field(
+        default=None, description="Ed25519 private key (32 bytes, base64) that signs audit checkpoints "
+        "(`consentry audit keygen`); unset: one is created in $CONSENTRY_HOME/audit-signing.key on first use.")
+    audit_verify_key: str | None = Field(
+        default=None, description="Ed25519 public key (base64) for verifying checkpoints without the signing key.")
+
     # --- local stack --------------------------------------------------------------------------------
     stack_milvus: Literal["embedded", "server"] = Field(default="embedded", description="Milvus the local stack runs.")
 
@@ -149,7 +170,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "Settings":
+    def _check(self) -> Settings:
         for name in ("s3_endpoint", "milvus_uri"):
             u = urlparse(getattr(self, name))
             if u.scheme not in ("http", "https") or not u.hostname:

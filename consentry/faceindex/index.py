@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..clients.vectors import Cond, VectorStore
 from ..core.errors import VectorStoreError
 from ..core.records import ConsentState, Face, check_id
 from .schema import FACE_OUTPUT, IndexConfig, face_row, face_spec, suppression_spec
+
 
 @dataclass(frozen=True)
 class Match:
@@ -38,7 +39,7 @@ class Match:
     expires_at: int
 
     @classmethod
-    def from_hit(cls, face_id: str, score: float, e: dict[str, Any]) -> "Match":
+    def from_hit(cls, face_id: str, score: float, e: dict[str, Any]) -> Match:
         """A search hit's entity (the FACE_OUTPUT columns) as a Match."""
         values: dict[str, Any] = {"face_id": face_id, "score": score}
         for f in fields(cls):
@@ -50,6 +51,8 @@ class Match:
 
 
 _CAST: dict[Any, Any] = {"int": int, "float": float, "str": str}
+#: the characters of our ids (face ids are sha256 hex), for splitting the key space
+HEX = "0123456789abcdef"
 
 
 def _vec(e: Sequence[float] | np.ndarray) -> list[float]:
@@ -62,6 +65,9 @@ def _vec(e: Sequence[float] | np.ndarray) -> list[float]:
 
 class FaceIndex:
     """The Milvus face collection and the suppression list."""
+
+    #: face ids per Milvus ``in`` filter or delete
+    ID_BATCH = 1000
 
     def __init__(self, store: VectorStore, cfg: IndexConfig) -> None:
         self.store = store
@@ -118,16 +124,37 @@ class FaceIndex:
             raise VectorStoreError("a face selection needs at least one filter", transient=False)
         return where
 
-    def face_ids(self, *, strong: bool = True, **selection: Any) -> list[str]:
-        rows = self.store.query(self.spec, self._where(**selection), ["face_id"], strong=strong)
-        return [r["face_id"] for r in rows]
+    def face_ids(self, **selection: Any) -> list[str]:
+        """Every face id in a selection (keywords of :meth:`_where`), however many (Strong consistency)."""
+        return [r["face_id"] for rows in self.store.iterate(self.spec, ["face_id"], batch=self.ID_BATCH,
+                                                            where=self._where(**selection), alphabet=HEX)
+                for r in rows]
 
-    def get(self, face_ids: Sequence[str], with_embedding: bool = False) -> list[dict[str, Any]]:
-        ids = [_hex64(i) for i in face_ids]
-        if not ids:
-            return []
+    def get(self, face_ids: Sequence[str], with_embedding: bool = False, strong: bool = True) -> list[dict[str, Any]]:
+        """The rows of these faces (those that exist); ``strong=False`` reads at Bounded consistency."""
+        ids = [_hex64(i) for i in dict.fromkeys(face_ids)]
         fields = ["face_id", *FACE_OUTPUT] + (["embedding"] if with_embedding else [])
-        return self.store.query(self.spec, [Cond("face_id", "in", ids)], fields, strong=True)
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(ids), self.ID_BATCH):
+            out += self.store.query(self.spec, [Cond("face_id", "in", ids[i:i + self.ID_BATCH])], fields,
+                                    strong=strong)
+        return out
+
+    def scan(self, model_id: str) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every face of a model with its embedding, as (face ids, unit-length float32 matrix) batches:
+        a full scan (no index involved), for exact checks."""
+        yield from self.store.iterate_vectors(self.spec, [Cond("model_id", "==", str(model_id))], alphabet=HEX)
+
+    def compact(self) -> int | None:
+        """Ask Milvus to rewrite segments holding deleted faces (None: this Milvus has no compaction)."""
+        return self.store.compact(self.spec)
+
+    def compaction_done(self, job_id: int) -> bool:
+        return self.store.compaction_done(job_id)
+
+    def stored_rows(self) -> int | None:
+        """Rows physically in the collection's segments, deleted ones until compacted (None: unknown)."""
+        return self.store.stored_rows(self.spec)
 
     def count(self, **selection: Any) -> int:
         """Faces in a selection (keywords of :meth:`_where`); all faces without one."""
@@ -165,6 +192,13 @@ class FaceIndex:
         rows = [{"sid": uuid.uuid4().hex, "embedding": _vec(e), "model_id": str(model_id),
                  "request_id": str(request_id)[:64], "created_at": int(time.time())} for e in embeddings]
         return self.store.upsert(self.suppression, rows)
+
+    def suppressed_embeddings(self, request_id: str) -> tuple[str | None, list[np.ndarray]]:
+        """The model id and reference embeddings an erasure request put on the suppression list."""
+        rows = self.store.query(self.suppression, [Cond("request_id", "==", str(request_id)[:64])],
+                                ["model_id", "embedding"], strong=True)
+        model = rows[0]["model_id"] if rows else None
+        return model, [np.asarray(r["embedding"], dtype=np.float32) for r in rows]
 
     def suppressed_score(self, embeddings: Sequence[Sequence[float]], model_id: str,
                          strong: bool = False) -> list[float]:

@@ -14,13 +14,15 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..catalog import ProvenanceStore
+from ..core.retry import NO_RETRY, RetryPolicy
+from ..faceindex import FaceIndex
 from .audit import AuditLog
 from .erasure import FaceRemover
-from ..faceindex import FaceIndex
+from .purge import Purger, RecordingStore
 
 log = logging.getLogger("consentry.retention")
 
@@ -39,6 +41,7 @@ class SweepReport:
     deleted: dict[str, int] = field(default_factory=dict)
     remaining_expired: int = 0
     dry_run: bool = False
+    purge: dict[str, Any] = field(default_factory=dict)  # physical purge: {"s3": ..., "milvus": ...}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,9 +51,12 @@ class RetentionSweeper:
     """``source_retention_days``: each source's current retention (capped already), by source id."""
 
     def __init__(self, index: FaceIndex, provenance: ProvenanceStore, audit: AuditLog,
-                 source_retention_days: Mapping[str, int] | None = None, batch: int = 1000) -> None:
+                 source_retention_days: Mapping[str, int] | None = None, batch: int = 1000,
+                 retry: RetryPolicy = NO_RETRY, purger: Purger | None = None) -> None:
         self.index = index
-        self.remover = FaceRemover(index, provenance)
+        self.provenance = provenance
+        self.retry = retry
+        self.purger = purger
         self.audit = audit
         self.source_retention_days = dict(source_retention_days or {})
         self.batch = batch
@@ -65,24 +71,27 @@ class RetentionSweeper:
     def sweep(self, now: float | None = None, actor: str = "retention-sweeper", dry_run: bool = False) -> SweepReport:
         now = time.time() if now is None else now
         rep = SweepReport(run_id=f"retention-{uuid.uuid4().hex[:12]}",
-                          as_of=datetime.fromtimestamp(now, timezone.utc).isoformat(), dry_run=dry_run)
+                          as_of=datetime.fromtimestamp(now, UTC).isoformat(), dry_run=dry_run)
         selections = self._selections(int(now))
         if dry_run:
-            counts = [self.index.count(**sel) for sel in selections]
+            counts = [self.retry.call(lambda sel=sel: self.index.count(**sel), "count expired") for sel in selections]
             rep.expired_faces, rep.past_source_retention = sum(counts), sum(counts[1:])
             return rep
+        rec = RecordingStore(self.provenance.store)
+        remover = FaceRemover(self.index, ProvenanceStore(rec), self.retry)
         for k, sel in enumerate(selections):
-            for _ in range(100000):
-                ids = self.index.face_ids(**sel)[: self.batch]
-                if not ids:
-                    break
-                rows = self.index.get(ids)
-                counts = self.remover.remove(ids, {r["url_key"] for r in rows}, rep.run_id)
-                rep.expired_faces += len(ids)
-                rep.past_source_retention += len(ids) if k else 0
+            ids = self.retry.call(lambda sel=sel: self.index.face_ids(**sel), "list expired faces")
+            for i in range(0, len(ids), self.batch):
+                chunk = ids[i:i + self.batch]
+                rows = self.retry.call(lambda c=chunk: self.index.get(c), "read expired faces")
+                counts = remover.remove(chunk, {r["url_key"] for r in rows}, rep.run_id)
+                rep.expired_faces += len(chunk)
+                rep.past_source_retention += len(chunk) if k else 0
                 for name, v in counts.items():
                     rep.deleted[name] = rep.deleted.get(name, 0) + v
         rep.remaining_expired = sum(self.index.count(**sel) for sel in selections)
+        if self.purger is not None and rep.expired_faces:
+            rep.purge = {"s3": self.purger.s3(rec), "milvus": self.purger.milvus()}
         self.audit.append("retention-sweep", actor, run_id=rep.run_id, as_of=rep.as_of,
                           expired_faces=rep.expired_faces, past_source_retention=rep.past_source_retention,
                           deleted=rep.deleted)

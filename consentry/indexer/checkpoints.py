@@ -1,0 +1,229 @@
+"""Signed audit checkpoints, kept outside the audit log's bucket.
+
+A checkpoint is ``{seq, hash, at, key_id, signature}``: the audit chain's entry ``seq`` had
+``hash`` at time ``at``, signed with Ed25519. The chain fixes every entry up to ``seq`` (each entry
+carries the hash of the one before), so one checkpoint protects the whole prefix: deleting the
+newest entries (and ``audit/head.json``) leaves a log shorter than a signed checkpoint, and
+rewriting entries changes the hash at ``seq``. ``consentry audit verify`` checks both.
+
+Where checkpoints go (``audit_checkpoint_target``): ``file:///path`` (a directory; in Kubernetes a
+volume the API replicas share) or ``s3://bucket/prefix`` (another bucket, ideally with Object Lock
+and credentials the API cannot delete with). ``latest.json`` is overwritten on each checkpoint and a
+copy named after the sequence number is kept for erasures, consent changes and every
+``ARCHIVE_EVERY``-th entry, so deleting ``latest.json`` still leaves recent signed points.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from ..clients.objectstore import ObjectStore
+from ..core.errors import ConfigError, ObjectNotFound
+
+PREFIX = "checkpoints/"
+LATEST = "latest.json"
+ARCHIVE_EVERY = 1000
+
+
+class Sink(Protocol):
+    """Where checkpoints are written: ``put``, ``get`` (None if absent), ``keys``; and its address."""
+
+    where: str
+
+    def put(self, name: str, data: bytes) -> None: ...
+    def get(self, name: str) -> bytes | None: ...
+    def keys(self) -> Iterator[str]: ...
+
+
+class DirectorySink:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.where = f"file://{self.path}"
+
+    def put(self, name: str, data: bytes) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.path / name)  # atomic: a reader never sees half a checkpoint
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def keys(self) -> Iterator[str]:
+        if self.path.is_dir():
+            yield from sorted(p.name for p in self.path.iterdir() if p.suffix == ".json")
+
+
+class ObjectStoreSink:
+    def __init__(self, store: ObjectStore, prefix: str = PREFIX) -> None:
+        self.store = store
+        self.prefix = prefix.rstrip("/") + "/"
+        self.where = f"s3://{store.bucket}/{self.prefix}"
+
+    def put(self, name: str, data: bytes) -> None:
+        self.store.put(self.prefix + name, data, content_type="application/json")
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return self.store.get(self.prefix + name)
+        except ObjectNotFound:
+            return None
+
+    def keys(self) -> Iterator[str]:
+        for k in self.store.list(self.prefix):
+            yield k[len(self.prefix):]
+
+
+class Signer:
+    """Ed25519 signing (the private key is a secret setting) or verification only (the public key)."""
+
+    def __init__(self, private: bytes | None = None, public: bytes | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+        self._private = Ed25519PrivateKey.from_private_bytes(private) if private else None
+        if self._private is not None:
+            from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+            public = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        if public is None:
+            raise ConfigError("an audit checkpoint key is needed (audit_signing_key or audit_verify_key)")
+        self.public = public
+        self._verifier = Ed25519PublicKey.from_public_bytes(public)
+        self.key_id = hashlib.sha256(public).hexdigest()[:16]
+
+    @staticmethod
+    def generate() -> bytes:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+        return Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+    @property
+    def can_sign(self) -> bool:
+        return self._private is not None
+
+    def sign(self, message: bytes) -> str:
+        if self._private is None:
+            raise ConfigError("audit checkpoints cannot be written without audit_signing_key")
+        return base64.b64encode(self._private.sign(message)).decode()
+
+    def valid(self, message: bytes, signature: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            self._verifier.verify(base64.b64decode(signature), message)
+            return True
+        except (InvalidSignature, ValueError):
+            return False
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The signing key in ``path`` (base64), created (mode 0600) if missing: for a local install."""
+    try:
+        return decode_key(path.read_text(), str(path))
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(base64.b64encode(Signer.generate()) + b"\n")
+    try:
+        os.link(tmp, path)  # atomic, and never replaces a key another process made first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return decode_key(path.read_text(), str(path))
+
+
+def decode_key(text: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{what} must be 32 bytes, base64-encoded (e.g. `consentry audit keygen`)")
+    return raw
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: str
+    key_id: str
+    signature: str = ""
+
+    def message(self) -> bytes:
+        return json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at, "key_id": self.key_id},
+                          sort_keys=True, separators=(",", ":")).encode()
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Checkpoint:
+        d = json.loads(data)
+        return cls(seq=int(d["seq"]), hash=str(d["hash"]), at=str(d["at"]), key_id=str(d["key_id"]),
+                   signature=str(d.get("signature", "")))
+
+
+class Checkpoints:
+    """Write and read signed checkpoints in a sink."""
+
+    def __init__(self, sink: Sink, signer: Signer) -> None:
+        self.sink = sink
+        self.signer = signer
+
+    def write(self, seq: int, entry_hash: str, at: str, archive: bool = False) -> Checkpoint:
+        cp = Checkpoint(seq=seq, hash=entry_hash, at=at, key_id=self.signer.key_id)
+        cp = Checkpoint(**{**asdict(cp), "signature": self.signer.sign(cp.message())})
+        if archive or seq % ARCHIVE_EVERY == 0:
+            self.sink.put(f"{seq:012d}.json", cp.to_json())
+        latest = self.sink.get(LATEST)
+        if latest is None or _seq_of(latest) <= seq:  # never move the newest checkpoint backwards
+            self.sink.put(LATEST, cp.to_json())
+        return cp
+
+    def all(self) -> list[tuple[str, Checkpoint | None]]:
+        """Every checkpoint in the sink by name (None: unreadable)."""
+        out = []
+        for name in self.sink.keys():
+            data = self.sink.get(name)
+            try:
+                out.append((name, Checkpoint.from_json(data) if data is not None else None))
+            except (ValueError, KeyError, TypeError):
+                out.append((name, None))
+        return out
+
+    def authentic(self, cp: Checkpoint) -> bool:
+        return cp.key_id == self.signer.key_id and self.signer.valid(cp.message(), cp.signature)
+
+
+def _seq_of(data: bytes) -> int:
+    try:
+        return int(json.loads(data)["seq"])
+    except (ValueError, KeyError, TypeError):
+        return -1
+
+
+def sink_for(target: str, store_for_bucket) -> Sink:  # noqa: ANN001 - callable(bucket) -> ObjectStore
+    """A sink from ``file:///path`` or ``s3://bucket/prefix``."""
+    u = urlparse(target)
+    if u.scheme == "file":
+        return DirectorySink(Path(u.path))
+    if u.scheme == "s3" and u.netloc:
+        return ObjectStoreSink(store_for_bucket(u.netloc), u.path.lstrip("/") or PREFIX)
+    raise ConfigError(f"audit_checkpoint_target must be file:///path or s3://bucket/prefix, not {target!r}")
