@@ -305,6 +305,9 @@ class MemoryVectorStore:
     def stored_rows(self, spec: CollectionSpec) -> int | None:
         return None
 
+    def server_kind(self) -> str:
+        return "memory"
+
     def drop(self, spec: CollectionSpec) -> None:
         self.collections.pop(spec.name, None)
         self.specs.pop(spec.name, None)
