@@ -170,7 +170,7 @@ class AuditLog:
             return
         try:
             self.store.put(HEAD, json.dumps({"seq": entry["seq"]}).encode(), content_type="application/json")
-            if self.checkpoints is not None:
+            if self.checkpoints is not None and entry["action"] not in CHECKPOINT_NOW:  # those are written already
                 self.checkpoints.write(entry["seq"], entry["hash"], entry["at"])
         except Exception:  # noqa: BLE001 - the entry itself is durable; the next append writes both again
             log.warning("audit: could not write the head hint / checkpoint for entry %d", entry["seq"],

@@ -8,9 +8,10 @@ rewriting entries changes the hash at ``seq``. ``consentry audit verify`` checks
 
 Where checkpoints go (``audit_checkpoint_target``): ``file:///path`` (a directory; in Kubernetes a
 volume the API replicas share) or ``s3://bucket/prefix`` (another bucket, ideally with Object Lock
-and credentials the API cannot delete with). ``latest.json`` is overwritten on each checkpoint and a
-copy named after the sequence number is kept for erasures, consent changes and every
-``ARCHIVE_EVERY``-th entry, so deleting ``latest.json`` still leaves recent signed points.
+and credentials the API cannot delete with). Each checkpoint is its own object, named after its
+sequence number (writers never overwrite one another); a writer deletes its own previous routine
+checkpoint once the next is written, and keeps those of erasures, consent changes and every
+``ARCHIVE_EVERY``-th entry. Verification uses all of them (the newest bounds truncation).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import base64
 import hashlib
 import json
 import os
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +32,6 @@ from ..clients.objectstore import ObjectStore
 from ..core.errors import ConfigError, ObjectNotFound
 
 PREFIX = "checkpoints/"
-LATEST = "latest.json"
 ARCHIVE_EVERY = 1000
 
 
@@ -40,6 +42,7 @@ class Sink(Protocol):
 
     def put(self, name: str, data: bytes) -> None: ...
     def get(self, name: str) -> bytes | None: ...
+    def delete(self, name: str) -> None: ...
     def keys(self) -> Iterator[str]: ...
 
 
@@ -50,9 +53,12 @@ class DirectorySink:
 
     def put(self, name: str, data: bytes) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        tmp = self.path / f".{name}.{uuid.uuid4().hex}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, self.path / name)  # atomic: a reader never sees half a checkpoint
+
+    def delete(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
 
     def get(self, name: str) -> bytes | None:
         try:
@@ -62,7 +68,7 @@ class DirectorySink:
 
     def keys(self) -> Iterator[str]:
         if self.path.is_dir():
-            yield from sorted(p.name for p in self.path.iterdir() if p.suffix == ".json")
+            yield from sorted(p.name for p in self.path.iterdir() if p.suffix == ".json" and not p.name[0] == ".")
 
 
 class ObjectStoreSink:
@@ -79,6 +85,9 @@ class ObjectStoreSink:
             return self.store.get(self.prefix + name)
         except ObjectNotFound:
             return None
+
+    def delete(self, name: str) -> None:
+        self.store.delete(self.prefix + name)
 
     def keys(self) -> Iterator[str]:
         for k in self.store.list(self.prefix):
@@ -186,15 +195,22 @@ class Checkpoints:
     def __init__(self, sink: Sink, signer: Signer) -> None:
         self.sink = sink
         self.signer = signer
+        self._routine: str | None = None  # this writer's newest routine checkpoint (replaced by the next)
+        self._kept: set[str] = set()  # checkpoints this writer keeps (erasures, every ARCHIVE_EVERY-th)
+        self._lock = threading.Lock()
 
     def write(self, seq: int, entry_hash: str, at: str, archive: bool = False) -> Checkpoint:
         cp = Checkpoint(seq=seq, hash=entry_hash, at=at, key_id=self.signer.key_id)
         cp = Checkpoint(**{**asdict(cp), "signature": self.signer.sign(cp.message())})
-        if archive or seq % ARCHIVE_EVERY == 0:
-            self.sink.put(f"{seq:012d}.json", cp.to_json())
-        latest = self.sink.get(LATEST)
-        if latest is None or _seq_of(latest) <= seq:  # never move the newest checkpoint backwards
-            self.sink.put(LATEST, cp.to_json())
+        name = f"{seq:012d}.json"
+        self.sink.put(name, cp.to_json())
+        with self._lock:
+            if archive or seq % ARCHIVE_EVERY == 0:
+                self._kept.add(name)
+                return cp
+            previous, self._routine = self._routine, name
+        if previous is not None and previous < name and previous not in self._kept:
+            self.sink.delete(previous)
         return cp
 
     def all(self) -> list[tuple[str, Checkpoint | None]]:
@@ -210,13 +226,6 @@ class Checkpoints:
 
     def authentic(self, cp: Checkpoint) -> bool:
         return cp.key_id == self.signer.key_id and self.signer.valid(cp.message(), cp.signature)
-
-
-def _seq_of(data: bytes) -> int:
-    try:
-        return int(json.loads(data)["seq"])
-    except (ValueError, KeyError, TypeError):
-        return -1
 
 
 def sink_for(target: str, store_for_bucket) -> Sink:  # noqa: ANN001 - callable(bucket) -> ObjectStore
