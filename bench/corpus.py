@@ -167,11 +167,48 @@ def corpus_name(n: int, seed: int, model_id: str, build: dict) -> str:
     return f"bench_{n}_s{seed}_{model}_{tag}"[:255]
 
 
+def image_url(row: int) -> str:
+    """Row ``row``'s image (one face per image in the corpus)."""
+    return f"https://bench.example/img/{row}.jpg"
+
+
 def rows_for(x: np.ndarray, start: int, now: int, model_id: str) -> list[dict]:
-    return [{"face_id": face_id(start + j), "embedding": v, "image_sha256": "0" * 64, "url_key": face_id(start + j),
-             "bbox": "[0,0,10,10]", "det_score": 0.9, "source_id": "bench", "job_id": "bench",
-             "consent_state": "granted", "model_id": model_id, "ingested_at": now, "expires_at": now + 10**8}
-            for j, v in enumerate(x.tolist())]
+    from consentry.core.records import url_key
+
+    return [{"face_id": face_id(start + j), "embedding": v, "image_sha256": "0" * 64,
+             "url_key": url_key(image_url(start + j)), "bbox": "[0,0,10,10]", "det_score": 0.9, "source_id": "bench",
+             "job_id": "bench", "consent_state": "granted", "model_id": model_id, "ingested_at": now,
+             "expires_at": now + 10**8} for j, v in enumerate(x.tolist())]
+
+
+def provenance_for(rows: list[int], model_id: str):  # noqa: ANN201
+    """The provenance ingest would have written for these corpus rows (searches show only faces it lists)."""
+    from consentry.core.records import Basis, Decision, FaceRef, Provenance
+
+    return [Provenance(url=image_url(r), page_url="https://bench.example/", job_id="bench", source_id="bench",
+                       basis=Basis.CONSENT, decision=Decision.INDEX, reason="bench corpus", model_id=model_id,
+                       faces=[FaceRef(face_id=face_id(r), bbox=(0, 0, 10, 10), score=0.9)]) for r in rows]
+
+
+def write_provenance(store, rows: list[int], model_id: str, threads: int = 16) -> float:  # noqa: ANN001
+    """Write the provenance of ``rows`` in parallel; returns the seconds taken."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from consentry.catalog import ProvenanceStore
+
+    prov = ProvenanceStore(store)
+    t = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(prov.put, provenance_for(sorted(set(rows)), model_id)))
+    return time.perf_counter() - t
+
+
+def default_model():  # noqa: ANN201
+    """The product's default face model pack (its model id names the corpus)."""
+    from consentry.core.settings import Settings
+    from consentry.faces import ModelConfig, load_model
+
+    return load_model(ModelConfig.from_settings(Settings()))
 
 
 def wait_indexed(client, name: str, n: int, timeout_s: float = 7200) -> float:  # noqa: ANN001

@@ -55,11 +55,12 @@ from corpus import (  # noqa: E402
     product_defaults,
 )
 
-MODEL = "bench-model"
+MODEL = "bench-model"  # --model-id: the API and forget benches use the real model's id
 THRESHOLD = 0.35  # settings.search_threshold
 
 
-def _concurrent(idx, q: np.ndarray, threads: int, per_thread: int) -> tuple[float, float, int]:  # noqa: ANN001
+def _concurrent(idx, q: np.ndarray, model_id: str, threads: int,  # noqa: ANN001
+                per_thread: int) -> tuple[float, float, int]:
     """QPS and p99 (ms) of ``threads`` threads each searching ``per_thread`` queries; errors counted."""
     lat: list[float] = []
     errors = [0]
@@ -71,7 +72,7 @@ def _concurrent(idx, q: np.ndarray, threads: int, per_thread: int) -> tuple[floa
             v = q[(k * per_thread + i) % len(q)]
             t = time.perf_counter()
             try:
-                idx.search([v], MODEL, 10, -1.0)
+                idx.search([v], model_id, 10, -1.0)
             except Exception:  # noqa: BLE001 - counted, reported
                 with lock:
                     errors[0] += 1
@@ -89,10 +90,11 @@ def _concurrent(idx, q: np.ndarray, threads: int, per_thread: int) -> tuple[floa
 
 
 def run_build(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, truth_s: np.ndarray, seed: int,
-              build: dict, params: list[int], strong_queries: int, concurrency: int, default_knob: dict) -> list[dict]:
+              build: dict, params: list[int], strong_queries: int, concurrency: int, default_knob: dict,
+              model_id: str = MODEL) -> list[dict]:
     from consentry.faceindex import FaceIndex
 
-    corpus = ensure_corpus(milvus.uri, x, seed, MODEL, build)
+    corpus = ensure_corpus(milvus.uri, x, seed, model_id, build)
     store, base = corpus.index.store, corpus.index.cfg
     out = []
     try:
@@ -100,11 +102,11 @@ def run_build(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, t
             knob = {"search_ef": p} if base.index_type == "HNSW" else {"ivf_nprobe": p}
             idx = FaceIndex(store, dataclasses.replace(base, **knob))
             for v in q[:10]:  # warm-up
-                idx.search([v], MODEL, 10, -1.0)
+                idx.search([v], model_id, 10, -1.0)
             lat, recall, recall_thr = [], [], []
             for v, want, want_s in zip(q, truth, truth_s):
                 t = time.perf_counter()
-                hits = idx.search([v], MODEL, 10, -1.0)[0]
+                hits = idx.search([v], model_id, 10, -1.0)[0]
                 lat.append(time.perf_counter() - t)
                 got = {int(m.face_id, 16) for m in hits}
                 recall.append(len(got & set(want.tolist())) / 10)
@@ -114,9 +116,9 @@ def run_build(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, t
             strong = []
             for v in q[:strong_queries]:
                 t = time.perf_counter()
-                idx.search([v], MODEL, 10, -1.0, strong=True)
+                idx.search([v], model_id, 10, -1.0, strong=True)
                 strong.append(time.perf_counter() - t)
-            qps, p99_conc, errors = _concurrent(idx, q, concurrency, max(10, len(q) // concurrency))
+            qps, p99_conc, errors = _concurrent(idx, q, model_id, concurrency, max(10, len(q) // concurrency))
             is_default = all(getattr(idx.cfg, k) == v for k, v in default_knob.items())
             out.append({"flavour": milvus.flavour, "n": len(x), "index": base.index_type,
                         "build": {k: v for k, v in idx.cfg.index_spec().build_params.items()},
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     params = efs if build["index_type"] == "HNSW" else nprobes
                     print(f"# {flavour} {n:,} {build} {params} ...", flush=True)
                     for r in run_build(milvus, x, q, truth, truth_s, a.seed, build, params, a.strong_queries,
-                                       a.concurrency, default_knob):
+                                       a.concurrency, default_knob, a.model_id):
                         r["brute_ms"] = brute_ms
                         results.append(r)
     print()
