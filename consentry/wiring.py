@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .indexer.auth import TokenStore
     from .indexer.checkpoints import Checkpoints, Signer
     from .indexer.erasure import Eraser
+    from .indexer.operations import OperationsView
     from .indexer.purge import Purger
     from .indexer.retention import RetentionSweeper
     from .indexer.search import FaceSearch
@@ -28,25 +29,25 @@ if TYPE_CHECKING:
     from .ingest.worker import IngestWorker
 
 
-def object_store(s: Settings) -> S3ObjectStore:
+def object_store(s: Settings) -> "S3ObjectStore":
     from .clients.objectstore import S3Config, S3ObjectStore
 
     return S3ObjectStore(S3Config.from_settings(s))
 
 
-def broker(s: Settings) -> KafkaBroker:
+def broker(s: Settings) -> "KafkaBroker":
     from .clients.broker import KafkaBroker, KafkaConfig
 
     return KafkaBroker(KafkaConfig.from_settings(s))
 
 
-def vector_store(s: Settings) -> MilvusVectorStore:
+def vector_store(s: Settings) -> "MilvusVectorStore":
     from .clients.vectors import MilvusVectorStore
 
     return MilvusVectorStore(s.milvus_uri, s.milvus_token.get_secret_value() if s.milvus_token else None)
 
 
-def face_index(s: Settings) -> FaceIndex:
+def face_index(s: Settings) -> "FaceIndex":
     from .faceindex import FaceIndex, IndexConfig
 
     return FaceIndex(vector_store(s), IndexConfig.from_settings(s))
@@ -58,19 +59,19 @@ def face_model(s: Settings):  # noqa: ANN201
     return load_model(ModelConfig.from_settings(s))
 
 
-def sources(s: Settings, store=None) -> SourceRegistry:  # noqa: ANN001
+def sources(s: Settings, store=None) -> "SourceRegistry":  # noqa: ANN001
     from .catalog import SourceRegistry
 
     return SourceRegistry(store or object_store(s))
 
 
-def jobs(s: Settings, store=None) -> JobStore:  # noqa: ANN001
+def jobs(s: Settings, store=None) -> "JobStore":  # noqa: ANN001
     from .catalog import JobStore
 
     return JobStore(store or object_store(s))
 
 
-def provenance(s: Settings, store=None) -> ProvenanceStore:  # noqa: ANN001
+def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
     from .catalog import ProvenanceStore
 
     return ProvenanceStore(store or object_store(s))
@@ -107,7 +108,7 @@ def audit_checkpoints(s: Settings) -> Checkpoints:
     return Checkpoints(sink, audit_signer(s))
 
 
-def audit_log(s: Settings, store=None) -> AuditLog:  # noqa: ANN001
+def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
     from .indexer.audit import AuditLog
 
     return AuditLog(store or object_store(s), checkpoints=audit_checkpoints(s), retry=retry_policy(s))
@@ -143,7 +144,7 @@ def purger(s: Settings, index, store) -> Purger:  # noqa: ANN001
     return Purger(index, store, timeout_s=s.erasure_purge_timeout_s, gc_drop_tolerance_s=s.milvus_gc_drop_tolerance_s)
 
 
-def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> Eraser:  # noqa: ANN001
+def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
     """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
     from .indexer.erasure import Eraser
 
@@ -155,7 +156,7 @@ def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool
                   retry=retry_policy(s), purger=purger(s, index, store))
 
 
-def retention_sweeper(s: Settings, store=None, index=None) -> RetentionSweeper:  # noqa: ANN001
+def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper":  # noqa: ANN001
     """The sweep, with every registered source's current retention (capped by retention_max_days)."""
     from .indexer.retention import RetentionSweeper
 
@@ -166,13 +167,13 @@ def retention_sweeper(s: Settings, store=None, index=None) -> RetentionSweeper: 
                             retry=retry_policy(s), purger=purger(s, index, store))
 
 
-def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> TokenStore:  # noqa: ANN001
+def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> "TokenStore":  # noqa: ANN001
     from .indexer.auth import TokenStore
 
     return TokenStore(store or object_store(s), cache_ttl_s=cache_ttl_s)
 
 
-def face_search(s: Settings, store=None, index=None, model_loader=None) -> FaceSearch:  # noqa: ANN001
+def face_search(s: Settings, store=None, index=None, model_loader=None) -> "FaceSearch":  # noqa: ANN001
     """Search by photo or face id; the face model is loaded on the first search by photo."""
     from .indexer.search import FaceSearch, SearchLimits
 
@@ -183,7 +184,7 @@ def face_search(s: Settings, store=None, index=None, model_loader=None) -> FaceS
 
 
 def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # noqa: ANN001
-                     token_cache_s: float = 5.0) -> Services:
+                     token_cache_s: float = 5.0) -> "Services":
     """Everything the query API serves from."""
     from .indexer.services import Services
 
@@ -196,7 +197,20 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
                     audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search, eraser=er)
 
 
-def ingest_worker(s: Settings) -> IngestWorker:
+def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN001
+    """What the console's operations page reads: sources, jobs, the ingest drivers' /metrics, the DLQ topic."""
+    from .catalog import JobStore, SourceRegistry
+    from .clients.broker import KafkaConfig
+    from .clients.topiccount import TopicCounter
+    from .indexer.operations import OperationsView, dead_letter_kind
+
+    store = store or object_store(s)
+    return OperationsView(SourceRegistry(store), JobStore(store), s.api_ingest_metrics_urls,
+                          dlq=TopicCounter(KafkaConfig.from_settings(s), s.topic_dlq, dead_letter_kind))
+
+
+def ingest_worker(s: Settings) -> "IngestWorker":
+def ingest_worker(s: Settings) -> "IngestWorker":
     """An IngestWorker on the configured Kafka, S3, Milvus and model pack (module-level: Ray pickles it)."""
     from .faceindex import IndexConfig
     from .ingest.assembly import assemble

@@ -9,7 +9,7 @@ from .common import CliContext, pass_ctx
 
 @click.group("api")
 def api() -> None:
-    """The HTTP query API (FastAPI; OpenAPI at /openapi.json, docs at /docs)."""
+    """The HTTP query API (FastAPI; OpenAPI at /openapi.json, docs at /docs) and the web console (/console)."""
 
 
 @api.command("serve")
@@ -17,7 +17,7 @@ def api() -> None:
 @click.option("--port", type=int, help="Port (default: api_port, 8000).")
 @pass_ctx
 def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
-    """Serve the query API until interrupted.
+    """Serve the query API, and the web console at /console, until interrupted.
 
     \b
     Example:
@@ -27,10 +27,13 @@ def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from ..indexer.api import create_app
+    from ..wiring import indexer_services, operations_view
 
     s = ctx.settings
-    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level=s.log_level.lower(),
-                proxy_headers=False, server_header=False)
+    services = indexer_services(s)
+    app = create_app(s, services, operations=operations_view(s, services.objects))
+    uvicorn.run(app, host=host or s.api_host, port=port or s.api_port,
+                log_level=s.log_level.lower(), proxy_headers=False, server_header=False)
 
 
 COMMANDS = [api]

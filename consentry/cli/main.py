@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..core.errors import ConsentryError
+from ..core.errors import ConsentryError, DependencyError
+from ..core.settings import ENV_PREFIX
 from .common import CliContext, exit_code_for
 
 
@@ -35,12 +36,27 @@ def cli(ctx: click.Context, config: Path | None, verbose: int) -> None:
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose == 0:  # a refused connection is reported once, as the command's error, not as the
+        #               client libraries' retry warnings (-v shows them)
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.obj = CliContext(config=config)
 
 
 def _register() -> None:
-    from . import (api_cmd, audit_cmd, crawl_cmd, demo_cmd, doctor_cmd, ingest_cmd, lifecycle_cmd, search_cmd,
-                   source_cmd, stack_cmd, token_cmd)
+    from . import (
+        api_cmd,
+        audit_cmd,
+        crawl_cmd,
+        demo_cmd,
+        doctor_cmd,
+        ingest_cmd,
+        lifecycle_cmd,
+        search_cmd,
+        source_cmd,
+        stack_cmd,
+        token_cmd,
+    )
 
     for mod in (stack_cmd, source_cmd, crawl_cmd, ingest_cmd, search_cmd, lifecycle_cmd, audit_cmd, doctor_cmd, api_cmd,
                 token_cmd, demo_cmd):
@@ -56,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         rc = cli.main(args=argv, prog_name="consentry", standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except ConsentryError as exc:
-        click.echo(f"consentry: error: {exc}", err=True)
+        hint = ""
+        if isinstance(exc, DependencyError) and exc.setting:
+            hint = f" — run `consentry stack up` or set {ENV_PREFIX}{exc.setting.upper()}"
+        click.echo(f"consentry: error: {exc}{hint}", err=True)
         return exit_code_for(exc)
     except click.exceptions.Abort:
         click.echo("consentry: interrupted", err=True)

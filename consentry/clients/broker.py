@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.errors import BrokerError
 
@@ -44,7 +45,7 @@ class KafkaConfig:
     client_id: str = "consentry"
 
     @classmethod
-    def from_settings(cls, s) -> "KafkaConfig":  # noqa: ANN001 - Settings, kept import-free
+    def from_settings(cls, s) -> KafkaConfig:  # noqa: ANN001 - Settings, kept import-free
         return cls(bootstrap=s.kafka_bootstrap, security_protocol=s.kafka_security_protocol,
                    sasl_mechanism=s.kafka_sasl_mechanism, username=s.kafka_username,
                    password=s.kafka_password.get_secret_value() if s.kafka_password else None,
@@ -89,6 +90,13 @@ def _translate(exc: Exception, what: str) -> BrokerError:
     return BrokerError(f"{what}: {type(exc).__name__}: {exc}", transient=True)
 
 
+def _connect_error(exc: Exception, cfg: KafkaConfig) -> BrokerError:
+    """A client could not be created: nothing answering at the bootstrap address, or another failure."""
+    if type(exc).__name__ in ("NoBrokersAvailable", "KafkaConnectionError") or "Unable to bootstrap" in str(exc):
+        return BrokerError.unreachable("Kafka", cfg.bootstrap, "kafka_bootstrap")
+    return _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}")
+
+
 # ----------------------------------------------------------------------------------------------- Kafka
 class KafkaProducerAdapter:
     """acks=all, idempotent keys; ``flush`` raises BrokerError if any send failed."""
@@ -100,7 +108,7 @@ class KafkaProducerAdapter:
             self._p = KafkaProducer(acks="all", retries=5, linger_ms=5, max_block_ms=int(max_block_s * 1000),
                                     retry_backoff_ms=200, **cfg.common())
         except Exception as exc:  # kafka.errors.NoBrokersAvailable and friends
-            raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+            raise _connect_error(exc, cfg) from None
         self._pending: list = []
         self._lock = threading.Lock()
 
@@ -150,7 +158,7 @@ class KafkaConsumerAdapter:
         try:
             self._c = self._new()
         except Exception as exc:
-            raise _translate(exc, f"cannot connect to Kafka at {cfg.bootstrap}") from None
+            raise _connect_error(exc, cfg) from None
 
     def _new(self):  # noqa: ANN202
         from kafka import KafkaConsumer
@@ -247,15 +255,29 @@ class KafkaBroker:
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumerAdapter:
         return KafkaConsumerAdapter(self.cfg, group, topics)
 
+    @contextmanager
+    def _admin(self, what: str) -> Iterator[Any]:
+        """A Kafka admin client for one operation; library errors become BrokerErrors."""
+        from kafka.admin import KafkaAdminClient
+
+        try:  # an address where nothing answers is reported within 10 s, not after the request timeout
+            admin = KafkaAdminClient(**{**self.cfg.common(), "bootstrap_timeout_ms": 10000})
+        except Exception as exc:
+            raise _connect_error(exc, self.cfg) from None
+        try:
+            yield admin
+        except BrokerError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, what) from None
+        finally:
+            admin.close()
+
     def ensure_topics(self, topics: Iterable[str]) -> None:
-        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.admin import NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        try:
-            admin = KafkaAdminClient(**self.cfg.common())
-        except Exception as exc:
-            raise _translate(exc, f"cannot connect to Kafka at {self.cfg.bootstrap}") from None
-        try:
+        with self._admin("create topics") as admin:
             existing = set(admin.list_topics())
             new = [NewTopic(t, self.cfg.partitions, self.cfg.replication) for t in topics if t not in existing]
             if new:
@@ -263,10 +285,15 @@ class KafkaBroker:
                     admin.create_topics(new)
                 except TopicAlreadyExistsError:
                     pass
-        except Exception as exc:
-            raise _translate(exc, "create topics") from None
-        finally:
-            admin.close()
+
+    def topics(self) -> list[str]:
+        with self._admin("list topics") as admin:
+            return sorted(admin.list_topics())
+
+    def delete_topics(self, names: Sequence[str]) -> None:
+        if names:
+            with self._admin("delete topics") as admin:
+                admin.delete_topics(list(names))
 
     def ping(self) -> bool:
         from kafka.admin import KafkaAdminClient

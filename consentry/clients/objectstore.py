@@ -28,7 +28,7 @@ class S3Config:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_settings(cls, s) -> S3Config:  # noqa: ANN001
+    def from_settings(cls, s) -> "S3Config":  # noqa: ANN001
         return cls(endpoint=s.s3_endpoint, access_key=s.s3_access_key,
                    secret_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
                    bucket=s.s3_bucket, region=s.s3_region)
@@ -72,6 +72,14 @@ def get_json(store: ObjectStore, key: str) -> Any:
 
 
 # -------------------------------------------------------------------------------------------------- S3
+def _refused(exc: Exception) -> bool:
+    """Did the request fail because nothing answered at the endpoint (refused, unresolvable, timed out)?"""
+    import urllib3.exceptions as u3
+
+    cause = exc.reason if isinstance(exc, u3.MaxRetryError) else exc
+    return isinstance(cause, (u3.NewConnectionError, u3.ConnectTimeoutError, ConnectionRefusedError))
+
+
 class S3ObjectStore:
     """S3 through the minio client. Errors become ObjectStoreError (transient unless S3 said no)."""
 
@@ -97,6 +105,8 @@ class S3ObjectStore:
                 return ObjectNotFound(f"{what}: no such object")
             transient = exc.code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout")
             return ObjectStoreError(f"{what}: S3 {exc.code}: {exc.message}", transient=transient)
+        if _refused(exc):
+            return ObjectStoreError.unreachable("S3", self.endpoint, "s3_endpoint")
         return ObjectStoreError(f"{what}: {type(exc).__name__}: {exc}", transient=True)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
@@ -110,7 +120,7 @@ class S3ObjectStore:
         try:
             self._c.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
                                metadata=metadata, tags=t)
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"put {key}") from None
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "application/json") -> bool:
@@ -125,7 +135,7 @@ class S3ObjectStore:
             if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
             raise self._err(exc, f"put {key}") from None
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"put {key}") from None
 
     def get(self, key: str) -> bytes:
@@ -133,7 +143,7 @@ class S3ObjectStore:
         try:
             resp = self._c.get_object(self.bucket, key)
             return resp.read()
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"get {key}") from None
         finally:
             if resp is not None:
@@ -143,7 +153,7 @@ class S3ObjectStore:
     def stat(self, key: str) -> ObjectInfo:
         try:
             st = self._c.stat_object(self.bucket, key)
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"stat {key}") from None
         meta = {k.lower().removeprefix("x-amz-meta-"): v for k, v in (st.metadata or {}).items()
                 if k.lower().startswith("x-amz-meta-")}
@@ -152,7 +162,7 @@ class S3ObjectStore:
     def tags(self, key: str) -> dict[str, str]:
         try:
             t = self._c.get_object_tags(self.bucket, key)
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"tags {key}") from None
         return dict(t or {})
 
@@ -166,7 +176,7 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         try:
             self._c.remove_object(self.bucket, key)
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"delete {key}") from None
 
     def delete_many(self, keys: Iterable[str]) -> int:
@@ -177,7 +187,7 @@ class S3ObjectStore:
             return 0
         try:
             errors = list(self._c.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, "delete objects") from None
         if errors:
             raise ObjectStoreError(f"{len(errors)} deletes failed: {errors[0]}")
@@ -188,21 +198,21 @@ class S3ObjectStore:
             for obj in self._c.list_objects(self.bucket, prefix=prefix, recursive=True):
                 if not obj.is_dir:
                     yield obj.object_name
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"list {prefix}") from None
 
     def ensure_bucket(self) -> None:
         try:
             if not self._c.bucket_exists(self.bucket):
                 self._c.make_bucket(self.bucket)
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"bucket {self.bucket}") from None
 
     def ping(self) -> bool:
         try:
             self._c.bucket_exists(self.bucket)
             return True
-        except Exception:  # noqa: BLE001 - any failure means not answering
+        except Exception:
             return False
 
     def versioning(self) -> str:
@@ -210,7 +220,7 @@ class S3ObjectStore:
         ``suspended`` (older versions are kept until deleted by version id)."""
         try:
             status = self._c.get_bucket_versioning(self.bucket).status
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, f"versioning of {self.bucket}") from None
         return {"Enabled": "enabled", "Suspended": "suspended"}.get(status or "", "off")
 
@@ -227,7 +237,7 @@ class S3ObjectStore:
                 doomed += [DeleteObject(key, o.version_id) for o in versions
                            if o.version_id and not (keep_latest and str(o.is_latest).lower() == "true")]
             errors = list(self._c.remove_objects(self.bucket, doomed)) if doomed else []
-        except Exception as exc:  # noqa: BLE001 - translated at the edge
+        except Exception as exc:
             raise self._err(exc, "purge object versions") from None
         if errors:
             raise ObjectStoreError(f"{len(errors)} version deletes failed: {errors[0]}", transient=False)

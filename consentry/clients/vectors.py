@@ -171,7 +171,9 @@ class MilvusVectorStore:
 
                 try:
                     self._client = MilvusClient(uri=self.uri, token=self._token or "", timeout=self._timeout)
-                except Exception as exc:  # noqa: BLE001 - translated at the edge
+                except Exception as exc:
+                    if "Fail connecting to server" in str(exc):
+                        raise VectorStoreError.unreachable("Milvus", self.uri, "milvus_uri") from None
                     raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {exc}") from None
             return self._client
 
@@ -187,7 +189,7 @@ class MilvusVectorStore:
             except VectorStoreError as exc:  # the client could not be created
                 if not exc.transient or attempt == self.CALL_ATTEMPTS:
                     raise
-            except Exception as exc:  # noqa: BLE001 - every pymilvus/grpc error is translated here
+            except Exception as exc:
                 msg = str(exc)
                 transient = is_transient(msg)
                 if transient:
@@ -452,6 +454,6 @@ class MilvusVectorStore:
         try:
             self.client.list_collections()
             return True
-        except Exception:  # noqa: BLE001 - any failure means not answering
+        except Exception:
             self.reset()
             return False

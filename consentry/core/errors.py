@@ -25,6 +25,8 @@ into these at the edge, in the adapter that called the library.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class ConsentryError(Exception):
     """Base of every error Consentry raises on purpose."""
@@ -57,13 +59,21 @@ class StackError(ConsentryError):
 
 
 class DependencyError(ConsentryError):
-    """An outside system failed. ``transient`` says whether a retry may help."""
+    """An outside system failed. ``transient`` says whether a retry may help; ``setting`` names the
+    setting holding its address when it did not answer at all (the CLI turns that into a hint)."""
 
     reason = "dependency"
 
-    def __init__(self, message: str = "", *, reason: str | None = None, transient: bool = True) -> None:
+    def __init__(self, message: str = "", *, reason: str | None = None, transient: bool = True,
+                 setting: str | None = None) -> None:
         super().__init__(message, reason=reason)
         self.transient = transient
+        self.setting = setting
+
+    @classmethod
+    def unreachable(cls, service: str, address: str, setting: str) -> Self:
+        """``service`` at ``address`` does not accept connections (``setting`` holds that address)."""
+        return cls(f"{service} at {address} is not answering", reason="unreachable", setting=setting)
 
 
 class BrokerError(DependencyError):

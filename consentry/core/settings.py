@@ -16,11 +16,11 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -45,53 +45,54 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
     kafka_security_protocol: str = Field(default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     kafka_sasl_mechanism: str | None = Field(default=None, description="e.g. SCRAM-SHA-512 (Strimzi).")
-    kafka_username: str | None = None
-    kafka_password: SecretStr | None = None
+    kafka_username: str | None = Field(default=None, description="SASL user name (with kafka_sasl_mechanism).")
+    kafka_password: SecretStr | None = Field(default=None, description="SASL password (never logged).")
     kafka_session_timeout_ms: int = Field(default=6000, description="Consumer group session timeout.")
     kafka_member_stuck_after_s: float = Field(
         default=60.0, gt=0, description="A consumer still rejoining its group after this long is replaced by a new "
         "member (uncommitted records are redelivered); well above a normal rebalance.")
-    kafka_heartbeat_interval_ms: int = Field(default=2000)
-    kafka_request_timeout_ms: int = Field(default=30000)
-    kafka_max_poll_records: int = Field(default=16, ge=1)
-    kafka_consumer_group: str = Field(default="consentry-ingest")
+    kafka_heartbeat_interval_ms: int = Field(default=2000, description="Consumer heartbeat interval (a third of the session timeout).")
+    kafka_request_timeout_ms: int = Field(default=30000, description="Timeout of one Kafka request; also bounds how long a crawl waits to publish.")
+    kafka_max_poll_records: int = Field(default=16, ge=1, description="Records an ingest worker takes per poll (one batch).")
+    kafka_consumer_group: str = Field(default="consentry-ingest", description="Consumer group of the ingest workers.")
     kafka_partitions: int = Field(default=4, ge=1, description="Partitions for topics we create.")
-    kafka_replication: int = Field(default=1, ge=1)
+    kafka_replication: int = Field(default=1, ge=1, description="Replication factor for topics we create.")
     topic_prefix: str = Field(default="consentry.", description="Prefix of every topic name.")
 
     # --- object store (S3 / MinIO) -----------------------------------------------------------
-    s3_endpoint: str = Field(default="http://127.0.0.1:9000")
-    s3_access_key: str | None = None
-    s3_secret_key: SecretStr | None = None
-    s3_region: str = "us-east-1"
+    s3_endpoint: str = Field(default="http://127.0.0.1:9000", description="S3 / MinIO endpoint URL.")
+    s3_access_key: str | None = Field(default=None, description="S3 access key (the local stack generates one).")
+    s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key (never logged).")
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
     s3_bucket: str = Field(default="consentry", description="Bucket for provenance, sources, jobs, audit, receipts.")
-    s3_store_crops: bool = Field(default=False, description="Keep face crops (JPEG) beside provenance.")
+    s3_store_crops: bool = Field(default=True, description="Keep one 112x112 JPEG crop per indexed face beside "
+                                 "provenance, for reviewers (deleted with the face by every erasure and retention path).")
 
     # --- Milvus ---------------------------------------------------------------------------------
     milvus_uri: str = Field(default="http://127.0.0.1:19540", description="Milvus (or milvus-lite server) URI.")
-    milvus_token: SecretStr | None = None
-    milvus_collection: str = "consentry_faces"
-    milvus_suppression_collection: str = "consentry_suppressed"
-    milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX"] = "HNSW"
-    milvus_hnsw_m: int = Field(default=16, ge=4, le=64)
-    milvus_hnsw_ef_construction: int = Field(default=200, ge=8)
-    milvus_search_ef: int = Field(default=128, ge=8)
-    milvus_ivf_nlist: int = Field(default=1024, ge=1)
-    milvus_ivf_nprobe: int = Field(default=32, ge=1)
-    milvus_write_batch: int = Field(default=256, ge=1)
+    milvus_token: SecretStr | None = Field(default=None, description="Milvus token or user:password (never logged).")
+    milvus_collection: str = Field(default="consentry_faces", description="Milvus collection of indexed faces.")
+    milvus_suppression_collection: str = Field(default="consentry_suppressed", description="Milvus collection of suppressed (erased) people.")
+    milvus_index_type: Literal["HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX"] = Field(default="HNSW", description="Vector index of the face collection.")
+    milvus_hnsw_m: int = Field(default=16, ge=4, le=64, description="HNSW graph degree M.")
+    milvus_hnsw_ef_construction: int = Field(default=200, ge=8, description="HNSW efConstruction.")
+    milvus_search_ef: int = Field(default=128, ge=8, description="HNSW ef at search time (recall vs latency).")
+    milvus_ivf_nlist: int = Field(default=1024, ge=1, description="IVF_FLAT clusters.")
+    milvus_ivf_nprobe: int = Field(default=32, ge=1, description="IVF_FLAT clusters probed per search.")
+    milvus_write_batch: int = Field(default=256, ge=1, description="Rows per Milvus upsert call.")
 
     # --- face models ----------------------------------------------------------------------------
     model_pack: str = Field(default="buffalo_s", description="buffalo_s | buffalo_l | yunet_sface | a folder path | a module:Class plugin.")
     model_dir: Path | None = Field(default=None, description="Folder holding the model pack's .onnx files.")
     model_device: Literal["cpu", "cuda"] = Field(default="cpu", description="cuda uses onnxruntime-gpu's CUDA provider.")
     model_threads: int = Field(default=2, ge=1, description="onnxruntime intra-op threads per session.")
-    model_det_size: int = Field(default=640, ge=160)
+    model_det_size: int = Field(default=640, ge=160, description="Detector input size in pixels (square).")
     face_min_size: int = Field(default=24, ge=1, description="Smallest face side in pixels that is embedded.")
     face_min_score: float = Field(default=0.5, ge=0, le=1, description="Smallest detection score embedded.")
 
     # --- thresholds and lifecycle -----------------------------------------------------------
     search_threshold: float = Field(default=0.35, ge=-1, le=1, description="Cosine similarity for a search hit.")
-    search_default_top_k: int = Field(default=10, ge=1)
+    search_default_top_k: int = Field(default=10, ge=1, description="Matches per query face when the caller does not say.")
     search_consistency: Literal["strong", "bounded"] = Field(
         default="bounded", description="Milvus consistency of searches. Either way an erasure is invisible to the "
         "very next search on every replica (hits are checked against provenance, docs/erasure.md); strong also "
@@ -107,46 +108,54 @@ class Settings(BaseSettings):
     milvus_lite_max_faces: int = Field(
         default=200_000, ge=1, description="Above this many faces on embedded milvus-lite (which answers by brute "
         "force: ~1.2 s a search at 1M), `consentry doctor` and the API warn to move to Milvus server.")
-    retention_default_days: int = Field(default=365, ge=1)
+    retention_default_days: int = Field(default=365, ge=1, description="Retention of a source registered without --retention-days.")
     retention_max_days: int = Field(default=1095, ge=1, description="Cap on any source's retention (BIPA: 3 years).")
 
     # --- crawler ----------------------------------------------------------------------------------
     crawl_user_agent: str = Field(default="ConsentryBot/0.1", description="Product token; the contact URL is appended.")
-    crawl_contact_url: str = Field(default="https://github.com/consentry/consentry/blob/main/docs/bot.md")
+    crawl_contact_url: str = Field(default="https://github.com/consentry/consentry/blob/main/docs/bot.md", description="Public page about the crawler, named in its user agent.")
     crawl_robots_token: str = Field(default="consentry", description="Token matched in robots.txt and X-Robots-Tag.")
-    crawl_concurrency_per_domain: int = Field(default=2, ge=1)
+    crawl_concurrency_per_domain: int = Field(default=2, ge=1, description="Requests in flight to one domain.")
     crawl_download_delay: float = Field(default=0.25, ge=0.001, description="Seconds between requests to one domain (>0 keeps per-domain limits enforced).")
-    crawl_autothrottle: bool = True
-    crawl_max_page_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    crawl_max_pages: int = Field(default=1000, ge=1)
-    crawl_depth: int = Field(default=3, ge=0)
-    crawl_retry_times: int = Field(default=3, ge=0)
+    crawl_autothrottle: bool = Field(default=True, description="Scrapy AutoThrottle: slow down when a site slows down.")
+    crawl_max_page_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest page body the crawler reads.")
+    crawl_max_pages: int = Field(default=1000, ge=1, description="Pages per crawl job unless --max-pages says otherwise.")
+    crawl_depth: int = Field(default=3, ge=0, description="Link depth from the seeds unless --depth says otherwise.")
+    crawl_retry_times: int = Field(default=3, ge=0, description="Retries of a page that failed transiently.")
     crawl_publish_retries: int = Field(default=5, ge=0, description="Broker retries before a crawl fails loudly.")
 
     # --- fetch / validate -------------------------------------------------------------------------
     allow_private_networks: bool = Field(default=False, description="Allow loopback/private/link-local targets (tests, demo).")
-    fetch_timeout_s: float = Field(default=15.0, gt=0)
-    fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    fetch_max_redirects: int = Field(default=5, ge=0)
-    image_max_pixels: int = Field(default=40_000_000, ge=1024)
-    image_min_side: int = Field(default=32, ge=1)
+    fetch_timeout_s: float = Field(default=15.0, gt=0, description="Timeout of one image fetch.")
+    fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Largest image body read (streamed; larger goes to the DLQ).")
+    fetch_max_redirects: int = Field(default=5, ge=0, description="Redirects followed per image, each re-checked against the network policy.")
+    image_max_pixels: int = Field(default=40_000_000, ge=1024, description="Largest image decoded (decompression-bomb guard).")
+    image_min_side: int = Field(default=32, ge=1, description="Smallest image side decoded.")
 
     # --- ingest workers -------------------------------------------------------------------------
     ray_address: str | None = Field(default=None, description="Ray cluster address; unset starts a local Ray.")
-    ingest_workers: int = Field(default=1, ge=1)
-    ingest_worker_cpus: float = Field(default=0.5, gt=0)
-    ingest_worker_gpus: float = Field(default=0, ge=0)
+    ingest_workers: int = Field(default=1, ge=1, description="Ingest worker actors (one Kafka consumer each).")
+    ingest_worker_cpus: float = Field(default=0.5, gt=0, description="Ray CPUs each ingest actor asks for.")
+    ingest_worker_gpus: float = Field(default=0, ge=0, description="Ray GPUs each ingest actor asks for (with model_device=cuda).")
     ingest_idle_seconds: float = Field(default=6.0, gt=0, description="--until-idle: exit after this long with nothing to do.")
     retry_max_attempts: int = Field(default=5, ge=1, description="Attempts for a transient dependency failure.")
-    retry_base_delay_s: float = Field(default=0.5, gt=0)
-    retry_max_delay_s: float = Field(default=10.0, gt=0)
+    retry_base_delay_s: float = Field(default=0.5, gt=0, description="First retry delay (exponential backoff, full jitter).")
+    retry_max_delay_s: float = Field(default=10.0, gt=0, description="Longest retry delay.")
 
     # --- query API --------------------------------------------------------------------------------
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
-    api_max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    api_max_top_k: int = Field(default=100, ge=1)
-    api_rate_limit_per_minute: int = Field(default=120, ge=1)
+    api_host: str = Field(default="127.0.0.1", description="Address the query API listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the query API listens on.")
+    api_max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest photo the API accepts.")
+    api_max_top_k: int = Field(default=100, ge=1, description="Largest top_k a search may ask for.")
+    api_rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per token.")
+    api_console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="Lifetime of a web "
+                                             "console sign-in (the session cookie's Max-Age).")
+    api_console_secure_cookie: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Mark the console's session cookie Secure: auto does so when the request came "
+        "over https; always suits a TLS-terminating proxy in front of the API.")
+    api_ingest_metrics_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="The ingest drivers' /metrics URLs (`consentry ingest run --http-port`), "
+        "read by the console's operations page; comma-separated in the environment.")
 
     # --- audit log ---------------------------------------------------------------------------------
     audit_checkpoint_target: str = Field(
@@ -169,8 +178,18 @@ class Settings(BaseSettings):
             raise ValueError("topic prefix must not contain spaces")
         return v
 
+    @field_validator("api_ingest_metrics_urls", mode="before")
+    @classmethod
+    def _urls(cls, v: Any) -> Any:
+        if isinstance(v, str):  # comma-separated, or a JSON list (as the crawl launcher passes settings on)
+            v = json.loads(v) if v.strip().startswith("[") else [u.strip() for u in v.split(",") if u.strip()]
+        for u in v or []:
+            if urlparse(str(u)).scheme not in ("http", "https"):
+                raise ValueError(f"{u!r} is not an http(s) URL")
+        return v
+
     @model_validator(mode="after")
-    def _check(self) -> Settings:
+    def _check(self) -> "Settings":
         for name in ("s3_endpoint", "milvus_uri"):
             u = urlparse(getattr(self, name))
             if u.scheme not in ("http", "https") or not u.hostname:
@@ -254,7 +273,7 @@ class _FileSource(PydanticBaseSettingsSource):
         return data
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(**overrides: Any) -> "Settings":
     """Build the settings, turning validation errors into a one-line ConfigError."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})

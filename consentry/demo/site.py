@@ -134,7 +134,7 @@ class DemoSite:
         self.base = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-site", daemon=True)
 
-    def __enter__(self) -> "DemoSite":
+    def __enter__(self) -> DemoSite:
         self._thread.start()
         return self
 

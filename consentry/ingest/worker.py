@@ -26,7 +26,7 @@ from ..clients.broker import Consumer, Message
 from ..core.errors import DependencyError
 from ..core.records import Decision, Face, FaceRef, utcnow
 from ..core.retry import RetryPolicy
-from ..imaging import encode_jpeg
+from ..imaging import face_crop_jpeg
 from .deadletter import DeadLetterSink
 from .decide import ConsentDecider
 from .embed import FaceStage
@@ -301,7 +301,5 @@ class IngestWorker:
 
 
 def _crop(rgb, bbox) -> bytes:  # noqa: ANN001
-    h, w = rgb.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in bbox)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
-    return encode_jpeg(rgb[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)])
+    """The stored crop of one face: a 112x112 JPEG of its box with a small margin."""
+    return face_crop_jpeg(rgb, bbox)

@@ -29,8 +29,8 @@ def _ids(api, *names):
 
 
 def test_health_readiness_docs_and_openapi(api):
-    from schemathesis.specs.openapi.definitions import OPENAPI_31
     import jsonschema
+    from schemathesis.specs.openapi.definitions import OPENAPI_31
 
     with api.client() as c:
         assert c.get("/healthz").json() == {"status": "ok"}

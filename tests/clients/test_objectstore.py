@@ -44,14 +44,16 @@ def test_wrong_credentials_are_refused(stack):
                                  bucket=stack.s3_bucket))
     with pytest.raises(ObjectStoreError) as ei:
         bad.get("anything")
-    assert not isinstance(ei.value, ObjectNotFound)
-    assert not bad.ping() or True  # ping only says whether the server answers
+    assert not isinstance(ei.value, ObjectNotFound) and "InvalidAccessKeyId" in str(ei.value)
+    assert not ei.value.transient  # a retry cannot fix wrong credentials
+    assert bad.ping() is False  # readiness: a store we cannot use is not ready, even though the server answers
 
 
 def test_unreachable_endpoint_is_a_transient_error():
-    dead = S3ObjectStore(S3Config(endpoint="http://127.0.0.1:9", access_key="a", secret_key="b", bucket="x",
+    dead = S3ObjectStore(S3Config(endpoint="http://127.0.0.1:9", access_key="a", secret_key="b", bucket="nowhere",
                                   timeout_s=0.5))
     with pytest.raises(ObjectStoreError) as ei:
         dead.put("k", b"v")
     assert ei.value.transient
+    assert ei.value.setting == "s3_endpoint" and "S3 at http://127.0.0.1:9 is not answering" in str(ei.value)
     assert dead.ping() is False

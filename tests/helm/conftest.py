@@ -19,7 +19,6 @@ helm = pytest.importorskip("helm_python", reason="helm-python-sdk is in the test
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "helm" / "consentry"
 PRODUCTION_VALUES = CHART_DIR / "ci" / "production-values.yaml"
-RAYCLUSTER_SCHEMA = CHART_DIR / "crds-schema" / "raycluster.json"
 BAD_VALUES_DIR = Path(__file__).parent / "values"
 KUBE_VERSIONS = ("1.29", "1.32")
 RELEASE = "consentry"

@@ -41,9 +41,12 @@ def test_every_value_is_in_the_readme_table():
 
 
 def test_readme_covers_what_users_need():
-    for needle in ("RayService", "RayJob", "long-running stream consumer", "vendored subset",
-                   "consentry stack up", "values you must set", "kafka.bootstrap", "milvus.uri",
-                   "objectStore.endpoint", "credentials.existingSecret"):
+    for needle in ("RayService", "RayJob", "long-running stream consumer", "consentry stack up",
+                   "kafka.bootstrap", "milvus.uri", "objectStore.endpoint", "credentials.refs",
+                   "kuberay-operator", "Strimzi", "KafkaUser", "MinIO tenant", "caBundle.configMap",
+                   "after the Service's DNAT", "6443", "kubectl create job --from=cronjob",
+                   "non-commercial research only", "authOptions", "upgradeStrategy",
+                   "requirements/image.lock", "ray.io_rayclusters"):
         assert needle in README, needle
 
 

@@ -83,42 +83,6 @@ def test_ray_head_falls_back_to_our_account_without_autoscaler(render):
     assert head["serviceAccountName"] == "consentry" and head["automountServiceAccountToken"] is False
 
 
-def test_network_policies(default_docs):
-    pols = {p["metadata"]["name"]: p["spec"] for p in by_kind(default_docs, "NetworkPolicy")}
-    deny = pols["consentry-default-deny-ingress"]
-    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
-    api = pols["consentry-api-ingress"]
-    assert api["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
-    assert api["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]  # from anywhere
-    intra = pols["consentry-intra-release"]
-    release = {"app.kubernetes.io/name": "consentry", "app.kubernetes.io/instance": "consentry"}
-    assert intra["podSelector"]["matchLabels"] == release
-    assert intra["ingress"][0]["from"] == [{"podSelector": {"matchLabels": release}}]
-    # egress is open by default
-    assert not [p for p in pols.values() if "Egress" in p["policyTypes"]]
-    # the API port the policy names exists on the API container
-    dep = one(default_docs, "Deployment", "-api")
-    assert dep["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"] == "http"
-
-
-def test_network_policies_restricted(production_docs, production_values):
-    pols = {p["metadata"]["name"]: p["spec"] for p in by_kind(production_docs, "NetworkPolicy")}
-    api = pols["consentry-api-ingress"]
-    assert api["ingress"][0]["from"] == production_values["networkPolicy"]["api"]["from"]
-    egress = pols["consentry-egress"]
-    assert egress["policyTypes"] == ["Egress"]
-    dns_ports = {(p["port"], p["protocol"]) for p in egress["egress"][0]["ports"]}
-    assert dns_ports == {(53, "UDP"), (53, "TCP")}
-    assert egress["egress"][2:] == production_values["networkPolicy"]["egress"]["services"]
-    web = pols["consentry-egress-web"]
-    block = web["egress"][0]["to"][0]["ipBlock"]
-    assert block["cidr"] == "0.0.0.0/0" and "10.0.0.0/8" in block["except"] and "169.254.0.0/16" in block["except"]
-    comps = next(e for e in web["podSelector"]["matchExpressions"] if e["key"] == "app.kubernetes.io/component")
-    assert set(comps["values"]) == {"crawl", "ray-worker", "ray-head"}
-    kube = pols["consentry-egress-kube-api"]
-    assert kube["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}]
-
-
 def test_network_policies_can_be_switched_off(render):
     assert not by_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
     names = {p["metadata"]["name"] for p in by_kind(render({"networkPolicy": {"defaultDenyIngress": False}}),
@@ -126,10 +90,28 @@ def test_network_policies_can_be_switched_off(render):
     assert "consentry-default-deny-ingress" not in names and "consentry-api-ingress" in names
 
 
+CREDENTIALS_OF = {  # least credential: what each workload reads
+    "api": set(SECRET_ENV), "ingest": set(SECRET_ENV), "ray": set(SECRET_ENV),
+    "crawl": {"CONSENTRY_S3_ACCESS_KEY", "CONSENTRY_S3_SECRET_KEY", "CONSENTRY_KAFKA_PASSWORD"},
+    "retention": {"CONSENTRY_S3_ACCESS_KEY", "CONSENTRY_S3_SECRET_KEY", "CONSENTRY_MILVUS_TOKEN"},
+}
+
+
+def workload(label: str) -> str:
+    if label.startswith("RayCluster"):
+        return "ray"
+    return label.rsplit("/", 1)[-1]  # the container name is the component
+
+
+def consentry_containers(docs):
+    return [(label, c) for label, c in containers(docs)
+            if not label.endswith("/autoscaler") and not label.endswith("/ca-bundle")]
+
+
 def test_no_secret_values_in_configmaps(render):
     creds = {"s3AccessKey": "AKIA-SENTINEL-ACCESS", "s3SecretKey": "sentinel-secret-key-9f2",
              "kafkaPassword": "sentinel-kafka-pw", "milvusToken": "sentinel-milvus-token"}
-    docs = render({"credentials": creds})
+    docs = render({"credentials": creds, "crawlJobs": [{"name": "a", "source": "a", "seeds": ["https://a.example/"]}]})
     for cm in by_kind(docs, "ConfigMap"):
         text = repr(cm)
         for value in creds.values():
@@ -139,27 +121,83 @@ def test_no_secret_values_in_configmaps(render):
     secret = one(docs, "Secret")
     decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert decoded == dict(zip(SECRET_ENV, creds.values()))
-    for label, c in containers(docs):
-        if label.endswith("/autoscaler"):
-            continue
+    seen = set()
+    for label, c in consentry_containers(docs):
         env = env_of(c)
-        for name in SECRET_ENV:
+        seen.add(workload(label))
+        assert {k for k in env if k in SECRET_ENV} == CREDENTIALS_OF[workload(label)], label
+        for name in CREDENTIALS_OF[workload(label)]:
             assert env[name]["secretKeyRef"]["name"] == secret["metadata"]["name"], label
         # nothing else in plain env carries a credential
         assert not [v for v in env.values() if isinstance(v, str) and v in creds.values()], label
+    assert seen == set(CREDENTIALS_OF)
 
 
-def test_existing_secret_is_referenced_not_rendered(production_docs, production_values):
-    assert not by_kind(production_docs, "Secret")
-    keys = production_values["credentials"]["keys"]
-    expected = {"CONSENTRY_S3_ACCESS_KEY": (keys["s3AccessKey"], None),
-                "CONSENTRY_S3_SECRET_KEY": (keys["s3SecretKey"], None),
-                "CONSENTRY_KAFKA_PASSWORD": (keys["kafkaPassword"], True),
-                "CONSENTRY_MILVUS_TOKEN": (keys["milvusToken"], True)}
-    for label, c in containers(production_docs):
-        if label.endswith("/autoscaler"):
-            continue
+def test_crawl_pods_never_see_milvus_nor_the_sweep_kafka(production_docs):
+    for label, c in consentry_containers(production_docs):
         env = env_of(c)
-        for name, (key, optional) in expected.items():
-            ref = env[name]["secretKeyRef"]
-            assert (ref["name"], ref["key"], ref.get("optional")) == ("consentry-credentials", key, optional), label
+        if workload(label) == "crawl":
+            assert "CONSENTRY_MILVUS_TOKEN" not in env, label
+        if workload(label) == "retention":
+            assert "CONSENTRY_KAFKA_PASSWORD" not in env, label
+
+
+def test_one_secret_per_credential(production_docs, production_values):
+    """Production names a Secret per credential (Strimzi's KafkaUser secret among them): no
+    chart Secret is rendered, and each variable reads its own Secret and key, never optional."""
+    assert not by_kind(production_docs, "Secret")
+    refs = production_values["credentials"]["refs"]
+    env_name = {"s3AccessKey": "CONSENTRY_S3_ACCESS_KEY", "s3SecretKey": "CONSENTRY_S3_SECRET_KEY",
+                "kafkaPassword": "CONSENTRY_KAFKA_PASSWORD", "milvusToken": "CONSENTRY_MILVUS_TOKEN"}
+    for label, c in consentry_containers(production_docs):
+        env = env_of(c)
+        for cred, ref in refs.items():
+            if env_name[cred] not in CREDENTIALS_OF[workload(label)]:
+                continue
+            got = env[env_name[cred]]["secretKeyRef"]
+            assert (got["name"], got["key"], got.get("optional")) == (ref["name"], ref["key"], None), label
+
+
+def test_existing_secret_with_one_override(render):
+    docs = render({"credentials": {"existingSecret": "creds", "keys": {"kafkaPassword": "kafka-pw"},
+                                   "refs": {"kafkaPassword": {"name": "consentry-ingest", "key": "password"}}}})
+    assert not by_kind(docs, "Secret")
+    env = env_of(one(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
+    assert env["CONSENTRY_KAFKA_PASSWORD"]["secretKeyRef"] == {"name": "consentry-ingest", "key": "password"}
+    assert env["CONSENTRY_MILVUS_TOKEN"]["secretKeyRef"] == {"name": "creds", "key": "CONSENTRY_MILVUS_TOKEN",
+                                                              "optional": True}
+    assert env["CONSENTRY_S3_SECRET_KEY"]["secretKeyRef"] == {"name": "creds", "key": "CONSENTRY_S3_SECRET_KEY"}
+
+
+def test_ray_token_reaches_only_the_driver(docs):
+    """KubeRay gives the token to the Ray containers; of the chart's own pods only the driver,
+    which connects to the head, reads it (from the Secret KubeRay names after the cluster)."""
+    rc = one(docs, "RayCluster")
+    assert rc["spec"]["authOptions"] == {"mode": "token"}
+    for label, c in consentry_containers(docs):
+        env = env_of(c)
+        if workload(label) == "ingest":
+            assert env["RAY_AUTH_MODE"] == "token"
+            assert env["RAY_AUTH_TOKEN"]["secretKeyRef"] == {"name": rc["metadata"]["name"], "key": "auth_token"}
+        else:
+            assert "RAY_AUTH_TOKEN" not in env, label
+
+
+def test_ca_bundle_is_trusted_everywhere(render, production_docs):
+    for label, tmpl in pod_templates(production_docs):
+        spec = tmpl["spec"]
+        (init,) = [c for c in spec["initContainers"] if c["name"] == "ca-bundle"]
+        assert "/etc/ssl/certs/ca-certificates.crt /etc/consentry/ca/ca.crt" in init["command"][-1], label
+        assert {v["name"]: v for v in spec["volumes"]}["ca"]["configMap"]["name"] == "internal-ca-bundle"
+        c = spec["containers"][0]
+        env = env_of(c)
+        assert env["SSL_CERT_FILE"] == env["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] == "/etc/consentry/trust/ca-bundle.pem"
+        assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/etc/consentry/trust", "/etc/consentry/ca"}
+    # a bundle that already holds every CA is used as it is, from a Secret
+    docs = render({"caBundle": {"secret": "ca", "key": "bundle.pem", "includeSystemCAs": False}})
+    api = one(docs, "Deployment", "-api")["spec"]["template"]["spec"]
+    assert "initContainers" not in api
+    assert env_of(api["containers"][0])["SSL_CERT_FILE"] == "/etc/consentry/ca/bundle.pem"
+    # and nothing at all without one
+    default_api = one(render({}), "Deployment", "-api")["spec"]["template"]["spec"]
+    assert "SSL_CERT_FILE" not in env_of(default_api["containers"][0])

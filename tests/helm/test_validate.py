@@ -1,28 +1,21 @@
 """The chart lints clean and every manifest it renders is valid for Kubernetes 1.29 and 1.32.
 
 Built-in kinds are checked with kubernetes-validate in strict mode (unknown fields are errors);
-the RayCluster custom resource with the vendored KubeRay CRD schema, and its pod templates with
-Kubernetes' own PodTemplateSpec schema. A kind no schema covers fails the test.
+the RayCluster with KubeRay's own CRD schema (vendored, see crd.py), the PodMonitor and the KEDA
+ScaledObject with the models generated from their CRDs. A kind no schema covers fails the test.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 
-import jsonschema
 import pytest
 
-from .conftest import CHART_DIR, KUBE_VERSIONS, RAYCLUSTER_SCHEMA, by_kind, helm, one
+from .conftest import CHART_DIR, KUBE_VERSIONS, by_kind, helm, one
+from .crd import crd_model, model_errors, raycluster_errors
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
-
-
-@pytest.fixture(scope="module")
-def ray_validator() -> jsonschema.Draft7Validator:
-    schema = json.loads(RAYCLUSTER_SCHEMA.read_text())
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
+pytest.importorskip("cloudcoil.models.keda", reason="cloudcoil-models-* are in the test extra")
 
 
 def k8s_errors(obj: dict, version: str) -> str | None:
@@ -43,13 +36,16 @@ def test_lint_is_clean(which, kube_version, production_values):
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
-def test_every_manifest_is_valid(docs, kube_version, ray_validator):
+def test_every_manifest_is_valid(docs, kube_version):
     assert len(docs) >= 10
     errors, kinds = [], set()
     for obj in docs:
         kinds.add(obj["kind"])
         if obj["kind"] == "RayCluster":
-            errors += [f"RayCluster at {list(e.path)}: {e.message}" for e in ray_validator.iter_errors(obj)]
+            errors += raycluster_errors(obj, kube_version)
+            continue
+        if crd_model(obj["kind"]):
+            errors += model_errors(obj)
             continue
         try:
             err = k8s_errors(obj, kube_version)
@@ -91,13 +87,30 @@ def test_ray_pod_templates_are_valid_pod_templates(docs, kube_version):
     (lambda s: s.update(enableInTreeAutoScaling=True), "enableInTreeAutoScaling"),
     (lambda s: s["autoscalerOptions"].update(upscalingMode="Fast"), "Fast"),
     (lambda s: s["workerGroupSpecs"][0]["template"]["spec"]["containers"][0].update(resource={}), "resource"),
+    (lambda s: s["workerGroupSpecs"][0]["template"]["spec"].update(restartPolicy=7), "7"),
+    (lambda s: s.update(upgradeStrategy={"type": "Rolling"}), "Rolling"),
+    (lambda s: s.update(authOptions={"mode": "password"}), "password"),
     (lambda s: s.pop("headGroupSpec"), "headGroupSpec"),
 ])
-def test_vendored_schema_catches_mistakes(production_docs, ray_validator, mutate, where):
+def test_kuberay_schema_catches_mistakes(production_docs, mutate, where):
     rc = copy.deepcopy(one(production_docs, "RayCluster"))
-    assert not list(ray_validator.iter_errors(rc))
+    assert not raycluster_errors(rc, "1.32")
     mutate(rc["spec"])
-    messages = [e.message for e in ray_validator.iter_errors(rc)]
+    messages = raycluster_errors(rc, "1.32")
+    assert messages and any(where in m for m in messages), messages
+
+
+@pytest.mark.parametrize("kind, mutate, where", [
+    ("PodMonitor", lambda s: s["podMetricsEndpoints"][0].update(pathh="/m"), "pathh"),
+    ("PodMonitor", lambda s: s.update(podMetricEndpoints=[]), "podMetricEndpoints"),
+    ("ScaledObject", lambda s: s.update(maxReplicaCount="two"), "maxReplicaCount"),
+    ("ScaledObject", lambda s: s["triggers"][0].update(metaData={}), "metaData"),
+])
+def test_crd_models_catch_mistakes(production_docs, kind, mutate, where):
+    obj = copy.deepcopy(one(production_docs, kind))
+    assert not model_errors(obj)
+    mutate(obj["spec"])
+    messages = model_errors(obj)
     assert messages and any(where in m for m in messages), messages
 
 
@@ -112,7 +125,7 @@ def test_ray_containers_come_first(docs):
 
 def test_only_expected_kinds(docs):
     allowed = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
-               "PodDisruptionBudget", "RayCluster", "CronJob", "Job", "NetworkPolicy"}
+               "PodDisruptionBudget", "RayCluster", "CronJob", "NetworkPolicy", "PodMonitor", "ScaledObject"}
     assert {d["kind"] for d in docs} <= allowed
     # least privilege: the chart grants no Kubernetes API rights of its own
     assert not by_kind(docs, "Role") and not by_kind(docs, "ClusterRole") and not by_kind(docs, "RoleBinding")

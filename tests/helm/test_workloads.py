@@ -12,6 +12,9 @@ from click.testing import CliRunner
 
 from .conftest import CHART_DIR, ROOT, by_kind, env_of, load_values, one
 
+GROUP = {"name": "g", "replicas": 1, "minReplicas": 0, "maxReplicas": 4, "gpus": 0,
+         "resources": {"requests": {"cpu": 1, "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}},
+         "shmSize": "512Mi", "objectStoreMemory": "256Mi", "tmpSize": "2Gi"}
 SECRET_ENV = {"CONSENTRY_S3_ACCESS_KEY", "CONSENTRY_S3_SECRET_KEY", "CONSENTRY_KAFKA_PASSWORD",
               "CONSENTRY_MILVUS_TOKEN"}
 
@@ -37,7 +40,7 @@ def test_commands_exist_in_the_cli(docs):
     from consentry.cli.main import cli
 
     cmds = consentry_commands(docs)
-    assert ["ingest", "run"] in cmds and ["retention", "sweep"] in cmds
+    assert ["ingest", "run", "--http-port", "9090", "--http-host", "0.0.0.0"] in cmds and ["retention", "sweep"] in cmds
     for args in cmds:
         result = CliRunner().invoke(cli, [*args, "--help"])
         assert result.exit_code == 0, f"consentry {' '.join(args)}: {result.output}"
@@ -135,10 +138,50 @@ def test_raycluster_shape(default_docs):
 def test_ingest_driver_connects_to_the_cluster(docs):
     rc = one(docs, "RayCluster")
     dep = one(docs, "Deployment", "-ingest")
-    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
-    env = env_of(container(dep))
+    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    c = container(dep)
+    env = env_of(c)
     assert env["CONSENTRY_RAY_ADDRESS"] == f"ray://{rc['metadata']['name']}-head-svc:10001"
-    assert container(dep)["args"] == ["ingest", "run"]
+    assert c["args"] == ["ingest", "run", "--http-port", "9090", "--http-host", "0.0.0.0"]
+
+
+def test_ingest_driver_probes_and_actor_start_timeout(docs):
+    c = container(one(docs, "Deployment", "-ingest"))
+    assert c["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    timeout = int(env_of(c)["CONSENTRY_INGEST_ACTOR_START_TIMEOUT_S"])
+    startup = c["startupProbe"]
+    assert startup["httpGet"] == {"path": "/healthz", "port": "http"}
+    # the start-up window covers the actors' start timeout, so the probe never kills a slow start
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= timeout + 60
+
+
+def test_actor_start_timeout_is_a_value(render):
+    c = container(one(render({"ingest": {"actorStartTimeoutSeconds": 1800}}), "Deployment", "-ingest"))
+    assert env_of(c)["CONSENTRY_INGEST_ACTOR_START_TIMEOUT_S"] == "1800"
+    assert c["startupProbe"]["failureThreshold"] * 10 >= 1800
+
+
+def test_the_driver_serves_its_probes_on_that_port():
+    """`ingest run --http-port/--http-host` are real options of the CLI (see the health server
+    tests in tests/ for what they serve)."""
+    from consentry.cli.main import cli
+
+    params = {p.name for p in cli.commands["ingest"].commands["run"].params}
+    assert {"http_port", "http_host"} <= params
+
+
+def test_images_by_tag_or_digest(render, production_docs, production_values):
+    docs = render({"ray": {"workerGroups": [{**GROUP, "gpus": 1}]}, "ingest": {"workerGpus": 1}})
+    rc = one(docs, "RayCluster")
+    assert rc["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["image"] == \
+        "ghcr.io/consentry/consentry:0.1.0-gpu"
+    assert container(one(docs, "Deployment", "-api"))["image"] == "ghcr.io/consentry/consentry:0.1.0"
+    image = production_values["image"]
+    for d in production_docs:
+        if d["kind"] in ("Deployment", "CronJob"):
+            assert container(d)["image"] == f"{image['repository']}@{image['digest']}", d["metadata"]["name"]
 
 
 def test_ingest_can_be_disabled(render):
@@ -153,13 +196,14 @@ def test_production_gpu_worker_group(production_docs, production_values):
     want = production_values["ray"]["workerGroups"][0]
     (group,) = rc["spec"]["workerGroupSpecs"]
     assert group["groupName"] == "gpu"
-    assert (group["minReplicas"], group["replicas"], group["maxReplicas"]) == (
-        want["minReplicas"], want["replicas"], want["maxReplicas"])
+    assert (group["minReplicas"], group["maxReplicas"]) == (want["minReplicas"], want["maxReplicas"])
+    assert "replicas" not in group, "the autoscaler owns the worker count"
     spec = group["template"]["spec"]
     c = spec["containers"][0]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "nvidia.com/gpu" not in c["resources"]["requests"]
-    assert c["image"].endswith(":0.1.0-gpu")
+    image = production_values["image"]
+    assert c["image"] == f"{image['repository']}@{image['gpuDigest']}"  # pinned by digest
     assert env_of(c)["CONSENTRY_MODEL_DEVICE"] == "cuda"
     assert spec["nodeSelector"] == want["nodeSelector"]
     assert spec["tolerations"] == want["tolerations"]
@@ -173,37 +217,36 @@ def test_production_gpu_worker_group(production_docs, production_values):
 
 
 def test_crawl_jobs(production_docs, production_values):
-    jobs = {j["metadata"]["labels"]["consentry.io/crawl-job"]: j
-            for j in by_kind(production_docs, "CronJob") + by_kind(production_docs, "Job")
+    assert not by_kind(production_docs, "Job"), "the release owns no Job: Jobs are immutable"
+    jobs = {j["metadata"]["labels"]["consentry.io/crawl-job"]: j for j in by_kind(production_docs, "CronJob")
             if "consentry.io/crawl-job" in j["metadata"]["labels"]}
     assert set(jobs) == {j["name"] for j in production_values["crawlJobs"]}
     for spec in production_values["crawlJobs"]:
         obj = jobs[spec["name"]]
-        assert obj["kind"] == ("CronJob" if spec.get("schedule") else "Job")
         args = container(obj)["args"]
         expected = ["crawl", "start", "--source", spec["source"]]
         for seed in spec["seeds"]:
             expected += ["--seed", seed]
         expected += ["--max-pages", str(spec["maxPages"]), "--depth", str(spec["depth"])]
         assert args == expected
-        if obj["kind"] == "CronJob":
-            assert obj["spec"]["schedule"] == spec["schedule"]
-            assert obj["spec"]["concurrencyPolicy"] == "Forbid"
-            assert obj["spec"]["timeZone"] == production_values["crawl"]["timeZone"]
-            pod = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        else:
-            assert re.fullmatch(rf"consentry-crawl-{spec['name']}-[0-9a-f]{{8}}", obj["metadata"]["name"])
-            pod = obj["spec"]["template"]["spec"]
-        assert pod["restartPolicy"] == "Never"
-        assert len(obj["metadata"]["name"]) <= (52 if obj["kind"] == "CronJob" else 63)
+        assert obj["spec"]["concurrencyPolicy"] == "Forbid"
+        assert obj["spec"]["timeZone"] == production_values["crawl"]["timeZone"]
+        if spec.get("schedule"):
+            assert obj["spec"]["schedule"] == spec["schedule"] and obj["spec"]["suspend"] is False
+            assert obj["metadata"]["labels"]["consentry.io/crawl-start"] == "scheduled"
+        else:  # a launcher: never runs by itself, started with `kubectl create job --from=cronjob/...`
+            assert obj["spec"]["suspend"] is True and obj["spec"]["schedule"] == "0 0 31 2 *"
+            assert obj["metadata"]["labels"]["consentry.io/crawl-start"] == "on-demand"
+        assert obj["metadata"]["name"] == f"consentry-crawl-{spec['name']}"
+        assert obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+        assert len(obj["metadata"]["name"]) <= 52
 
 
-def test_one_off_crawl_job_name_follows_its_spec(render):
-    job = {"name": "archive", "source": "archive", "seeds": ["https://a.example.org/"]}
-    name1 = one(render({"crawlJobs": [job]}), "Job")["metadata"]["name"]
-    assert name1 == one(render({"crawlJobs": [job]}), "Job")["metadata"]["name"]  # stable
-    name2 = one(render({"crawlJobs": [{**job, "maxPages": 10}]}), "Job")["metadata"]["name"]
-    assert name1 != name2  # a changed Job is a new Job, not an immutable-field error
+def test_on_demand_crawl_schedule_never_fires():
+    """February 31st: the launcher's schedule matches no day, so even unsuspended it never runs."""
+    import calendar
+
+    assert all(calendar.monthrange(year, 2)[1] < 31 for year in range(2000, 2400))
 
 
 def test_retention_sweep(default_docs, render):
@@ -225,10 +268,20 @@ def test_long_release_names_stay_within_limits(render, production_values):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"ray": {"workerGroups": [{"name": "g", "replicas": 1, "minReplicas": 2, "maxReplicas": 4, "gpus": 0,
-                                "resources": {"requests": {"cpu": 1, "memory": "1Gi"},
-                                              "limits": {"cpu": 1, "memory": "1Gi"}}}]}},
+    ({"ray": {"workerGroups": [{**GROUP, "minReplicas": 2}]}},
      "ray.workerGroups[g]: need minReplicas (2) <= replicas (1) <= maxReplicas (4)"),
+    ({"ray": {"workerGroups": [{**GROUP, "maxReplicas": 1}]}, "ingest": {"workers": 3}},
+     "at most 2 ingest actors (0.5 CPUs, 0 GPUs each) fit on the worker groups at maxReplicas, but ingest needs 3"),
+    ({"ingest": {"workers": 9}}, "kafka.topics.partitions (8) is less than the ingest actors consuming them"),
+    ({"ingest": {"autoscaling": {"enabled": True, "maxDrivers": 5}}},
+     "kafka.topics.partitions (8) is less than the ingest actors consuming them (ingest.workers 2 x 5 driver(s))"),
+    ({"ray": {"workerGroups": [{**GROUP, "objectStoreMemory": "600Mi"}]}},
+     "ray.workerGroups[g]: objectStoreMemory (600Mi) must fit in shmSize (512Mi)"),
+    ({"ray": {"head": {"shmSize": "2Gi", "objectStoreMemory": "1Gi"}}},
+     "ray.head: shmSize (2Gi) must stay under half the memory limit (4Gi)"),
+    ({"model": {"pack": "buffalo_s"}}, "InsightFace's buffalo_s weights are licensed for non-commercial research only"),
+    ({"image": {"digest": "sha256:" + "a" * 64}, "ingest": {"workerGpus": 1},
+      "ray": {"workerGroups": [{**GROUP, "gpus": 1}]}}, "image.gpuDigest is empty"),
     ({"api": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
      "api.autoscaling.minReplicas (5) must not exceed api.autoscaling.maxReplicas (2)"),
     ({"crawlJobs": [{"name": "a", "source": "s", "seeds": ["https://x.example/"]},
@@ -236,8 +289,31 @@ def test_long_release_names_stay_within_limits(render, production_values):
      'crawlJobs: the name "a" is used twice'),
 ])
 def test_template_checks_fail_clearly(render, values, message):
+    """Mistakes Helm's schema cannot see fail the render with the reason."""
     from .conftest import helm
 
     with pytest.raises(helm.HelmRenderError) as info:
         render(values)
     assert message in str(info.value)
+
+
+# Settings the chart renders that the application adds in the same change set (issue 18); once
+# Settings has them, the test below also checks the values load.
+PENDING_APP_SETTINGS = {"CONSENTRY_INGEST_ACTOR_START_TIMEOUT_S"}
+
+
+def test_every_consentry_variable_is_a_setting(docs, monkeypatch, tmp_path):
+    from consentry.core.settings import Settings, load_settings
+
+    known = {f"CONSENTRY_{name.upper()}" for name in Settings.model_fields}
+    for d in by_kind(docs, "Deployment") + by_kind(docs, "CronJob"):
+        env = {e["name"]: e.get("value") for e in container(d).get("env", [])}
+        names = {k for k in env if k.startswith("CONSENTRY_")}
+        assert names <= known | PENDING_APP_SETTINGS, names - known - PENDING_APP_SETTINGS
+        plain = {k: v for k, v in env.items() if k in known and v is not None}
+        for key in [k for k in os.environ if k.startswith("CONSENTRY_")]:
+            monkeypatch.delenv(key)
+        for key, value in {**one(docs, "ConfigMap")["data"], **plain}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("CONSENTRY_HOME", str(tmp_path))
+        load_settings()  # raises ConfigError naming the setting

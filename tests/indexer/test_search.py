@@ -177,7 +177,8 @@ def test_a_face_the_system_of_record_no_longer_holds_is_never_shown(settings, ob
 
 def test_bounded_consistency_is_a_setting_and_its_searches_see_writes_within_seconds(
         settings, object_store, face_model, detected, milvus_uri):
-    s = settings.model_copy(update={"search_consistency": "bounded", **({"milvus_uri": milvus_uri} if milvus_uri else {})})
+    uri = {"milvus_uri": milvus_uri} if milvus_uri else {}
+    s = settings.model_copy(update={"search_consistency": "bounded", **uri})
     search = face_search(s, object_store, model_loader=lambda: face_model)
     strong = settings.model_copy(update={"search_consistency": "strong"})
     assert search.strong is False and _search(strong, object_store, face_model).strong is True

@@ -81,8 +81,9 @@ def test_end_to_end_on_real_servers(ingested):
     assert "/other/obama3.jpg" not in site.requests  # basis none: never downloaded
     assert env.provenance.get(url_key(site.url("/img/noai.jpg"))).sha256 is None  # refused before decoding
     objects = list(env.store.list(""))
-    assert not [k for k in objects if k.startswith("crops/")]  # crops are off by default
-    assert all(k.endswith(".json") or k.startswith(("by-source/", "by-job/", "images/")) for k in objects)
+    crops = [k for k in objects if k.startswith("crops/")]  # one 112x112 JPEG per indexed face, by default
+    assert len(crops) == 9 and all(env.store.get(k)[:3] == b"\xff\xd8\xff" for k in crops)
+    assert all(k.endswith(".json") or k.startswith(("by-source/", "by-job/", "images/", "crops/")) for k in objects)
     assert all(env.store.get(k).isdigit() for k in objects if k.startswith("images/"))  # markers, no image bytes
     assert env.dead_letters() == []
 

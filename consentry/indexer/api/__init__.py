@@ -1,4 +1,4 @@
-"""The HTTP query API (FastAPI): ``create_app(settings)``; routers per concern in ``routes_*``."""
+"""The HTTP query API (FastAPI): ``create_app(settings, services)``; routers per concern in ``routes_*``."""
 
 from .app import ROUTERS, create_app
 

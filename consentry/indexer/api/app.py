@@ -1,4 +1,4 @@
-"""The query API's app factory: ``create_app(settings)`` wires the services, routers, errors and limits."""
+"""The query API's app factory: ``create_app(settings, services)`` mounts the routers, errors and limits."""
 
 from __future__ import annotations
 
@@ -11,10 +11,23 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from ... import __version__
+from ...catalog import JobStore, SourceRegistry
 from ...core.settings import Settings
+from ..operations import OperationsView
 from ..ratelimit import RateLimiter
 from ..services import Services
-from . import errors, routes_audit, routes_erasure, routes_faces, routes_health, routes_search
+from . import (
+    errors,
+    routes_audit,
+    routes_crops,
+    routes_erasure,
+    routes_explain,
+    routes_faces,
+    routes_health,
+    routes_operations,
+    routes_search,
+)
+from .console import install as install_console
 from .limits import BodyLimitMiddleware
 from .metrics import ApiMetrics, MetricsMiddleware
 
@@ -23,7 +36,8 @@ log = logging.getLogger("consentry.api")
 #: the routers every app serves, one module per concern; a new concern (e.g. erasure for role ``privacy``)
 #: adds its module here, using ``deps.require(Role...)`` and ``deps.ServicesDep``
 ROUTERS: tuple[APIRouter, ...] = (routes_health.router, routes_search.router, routes_faces.router,
-                                  routes_audit.router, routes_erasure.router)
+                                  routes_crops.router, routes_audit.router, routes_erasure.router,
+                                  routes_explain.router, routes_operations.router)
 #: room for the multipart framing and the form fields beside the photo
 FORM_OVERHEAD_BYTES = 64 * 1024
 
@@ -62,12 +76,11 @@ def _bounded(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: Settings, services: Services | None = None, *,
-               routers: Sequence[APIRouter] = ()) -> FastAPI:
-    if services is None:
-        from ...wiring import indexer_services
-
-        services = indexer_services(settings)
+def create_app(settings: Settings, services: Services, *, operations: OperationsView | None = None,
+               routers: Sequence[APIRouter] = (), console: bool = True) -> FastAPI:
+    """The app over ``services`` (built by ``consentry.wiring.indexer_services``) and ``operations``
+    (``consentry.wiring.operations_view``; without it, sources and jobs only: no ingest counters, no DLQ).
+    ``console`` mounts the web console at /console."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,11 +92,14 @@ def create_app(settings: Settings, services: Services | None = None, *,
     app.state.services = services
     app.state.limiter = RateLimiter(settings.api_rate_limit_per_minute)
     app.state.metrics = ApiMetrics()
+    app.state.operations = operations or OperationsView(SourceRegistry(services.objects), JobStore(services.objects))
     errors.install(app)
     for router in (*ROUTERS, *routers):
         app.include_router(router)
     generate = app.openapi
     app.openapi = lambda: app.openapi_schema or _bounded(generate(), settings)  # type: ignore[method-assign]
+    if console:
+        install_console(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
     return app

@@ -30,29 +30,34 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
+def admit(request: Request, token: str | None, roles: tuple[Role, ...]) -> Principal:
+    """Check ``token`` (401), its rate limit (429) and its role (403); the one gate for the API and the console."""
+    state = request.app.state
+    try:
+        principal = state.services.tokens.authenticate(token)
+    except AccessDenied as exc:
+        state.metrics.auth_failures.labels(str(exc.status)).inc()
+        raise
+    wait = state.limiter.acquire(principal.token_id)
+    if wait > 0:
+        state.metrics.rate_limited.inc()
+        raise RateLimited(f"rate limit of {state.settings.api_rate_limit_per_minute} requests a minute "
+                          "exceeded for this token", retry_after=wait)
+    try:
+        TokenStore.authorize(principal, roles)
+    except AccessDenied:
+        state.metrics.auth_failures.labels("403").inc()
+        raise
+    request.state.principal = principal
+    return principal
+
+
 def require(*roles: Role) -> Callable[..., Principal]:
-    """A dependency admitting callers whose token holds one of ``roles``."""
+    """A dependency admitting callers whose bearer token holds one of ``roles``."""
 
     def caller(request: Request,
                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-        state = request.app.state
-        try:
-            principal = state.services.tokens.authenticate(creds.credentials if creds else None)
-        except AccessDenied as exc:
-            state.metrics.auth_failures.labels(str(exc.status)).inc()
-            raise
-        wait = state.limiter.acquire(principal.token_id)
-        if wait > 0:
-            state.metrics.rate_limited.inc()
-            raise RateLimited(f"rate limit of {state.settings.api_rate_limit_per_minute} requests a minute "
-                              "exceeded for this token", retry_after=wait)
-        try:
-            TokenStore.authorize(principal, roles)
-        except AccessDenied:
-            state.metrics.auth_failures.labels("403").inc()
-            raise
-        request.state.principal = principal
-        return principal
+        return admit(request, creds.credentials if creds else None, roles)
 
     caller.__name__ = f"require_{'_or_'.join(r.value for r in roles)}"
     return caller

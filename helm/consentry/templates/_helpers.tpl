@@ -19,10 +19,6 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "consentry.rayClusterName" -}}
-{{- printf "%s-ray" (include "consentry.fullname" .) -}}
-{{- end -}}
-
 {{- define "consentry.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "consentry.fullname" .) .Values.serviceAccount.name -}}
@@ -31,16 +27,22 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "consentry.secretName" -}}
-{{- default (printf "%s-credentials" (include "consentry.fullname" .)) .Values.credentials.existingSecret -}}
-{{- end -}}
-
+{{/* The image of every pod: repository@digest when image.digest is set (what runs can then not
+     change under a moved tag), else repository:tag. */}}
 {{- define "consentry.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "consentry.gpuImage" -}}
+{{- if .Values.image.gpuDigest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.gpuDigest -}}
+{{- else -}}
 {{- printf "%s:%s%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) .Values.image.gpuTagSuffix -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Labels ---------------------------------------------------------------------------------- */}}
@@ -80,7 +82,7 @@ labels:
   {{- end }}
 annotations:
   checksum/config: {{ include "consentry.configData" $ | sha256sum }}
-  checksum/credentials: {{ include "consentry.credentialsData" $ | sha256sum }}
+  checksum/credentials: {{ list (include "consentry.credentialsData" $) $.Values.credentials.refs | toJson | sha256sum }}
   {{- with $.Values.podAnnotations }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -119,6 +121,8 @@ CONSENTRY_LOG_LEVEL: {{ .Values.config.logLevel | default "INFO" | quote }}
 CONSENTRY_KAFKA_BOOTSTRAP: {{ required "kafka.bootstrap is required: the Kafka bootstrap servers, host:port[,host:port]" .Values.kafka.bootstrap | quote }}
 CONSENTRY_TOPIC_PREFIX: {{ .Values.kafka.topicPrefix | quote }}
 CONSENTRY_KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | default "PLAINTEXT" | quote }}
+CONSENTRY_KAFKA_PARTITIONS: {{ .Values.kafka.topics.partitions | quote }}
+CONSENTRY_KAFKA_REPLICATION: {{ .Values.kafka.topics.replication | quote }}
 {{- with .Values.kafka.saslMechanism }}
 CONSENTRY_KAFKA_SASL_MECHANISM: {{ . | quote }}
 {{- end }}
@@ -129,7 +133,7 @@ CONSENTRY_S3_ENDPOINT: {{ required "objectStore.endpoint is required: the S3/Min
 CONSENTRY_S3_BUCKET: {{ .Values.objectStore.bucket | default "consentry" | quote }}
 CONSENTRY_S3_REGION: {{ .Values.objectStore.region | default "us-east-1" | quote }}
 CONSENTRY_MILVUS_URI: {{ required "milvus.uri is required: the Milvus URL, http(s)://host:port" .Values.milvus.uri | quote }}
-CONSENTRY_MODEL_PACK: {{ .Values.model.pack | quote }}
+CONSENTRY_MODEL_PACK: {{ include "consentry.modelPack" . | quote }}
 CONSENTRY_MODEL_DEVICE: "cpu"
 CONSENTRY_INGEST_WORKERS: {{ .Values.ingest.workers | quote }}
 CONSENTRY_INGEST_WORKER_CPUS: {{ .Values.ingest.workerCpus | quote }}
@@ -142,68 +146,181 @@ CONSENTRY_ALLOW_PRIVATE_NETWORKS: "false"
 {{- end }}
 {{- end -}}
 
+{{/* The model pack, refused when its licence forbids the use unless the operator said otherwise. */}}
+{{- define "consentry.modelPack" -}}
+{{- $pack := .Values.model.pack -}}
+{{- if and (has $pack (list "buffalo_s" "buffalo_l")) (not .Values.model.acceptNonCommercialLicence) -}}
+{{- fail (printf "model.pack %s: InsightFace's %s weights are licensed for non-commercial research only. Use yunet_sface (MIT + Apache-2.0), or set model.acceptNonCommercialLicence=true if this deployment is non-commercial research" $pack $pack) -}}
+{{- end -}}
+{{- $pack -}}
+{{- end -}}
+
+{{/* Credentials ------------------------------------------------------------------------------ */}}
+
+{{/* name -> [environment variable, key in the chart's own Secret, optional when not referenced] */}}
+{{- define "consentry.credentialTable" -}}
+s3AccessKey: [CONSENTRY_S3_ACCESS_KEY, CONSENTRY_S3_ACCESS_KEY, false]
+s3SecretKey: [CONSENTRY_S3_SECRET_KEY, CONSENTRY_S3_SECRET_KEY, false]
+kafkaPassword: [CONSENTRY_KAFKA_PASSWORD, CONSENTRY_KAFKA_PASSWORD, true]
+milvusToken: [CONSENTRY_MILVUS_TOKEN, CONSENTRY_MILVUS_TOKEN, true]
+{{- end -}}
+
+{{/* Which credentials a workload reads (least credential): crawl jobs never see Milvus, the
+     retention sweep never sees Kafka. */}}
+{{- define "consentry.credentialsOf" -}}
+{{- $all := list "s3AccessKey" "s3SecretKey" "kafkaPassword" "milvusToken" -}}
+{{- $need := dict "api" $all "ingest" $all "ray" $all "crawl" (list "s3AccessKey" "s3SecretKey" "kafkaPassword") "retention" (list "s3AccessKey" "s3SecretKey" "milvusToken") -}}
+{{- index $need . | toJson -}}
+{{- end -}}
+
+{{/* The credentials no per-credential reference covers: these live in existingSecret or the
+     chart's own Secret. */}}
+{{- define "consentry.unreferencedCredentials" -}}
+{{- $out := list -}}
+{{- range $name, $ref := .Values.credentials.refs -}}
+{{- if not $ref.name -}}{{- $out = append $out $name -}}{{- end -}}
+{{- end -}}
+{{- $out | toJson -}}
+{{- end -}}
+
 {{/* What the chart's Secret holds (also hashed into pod annotations). */}}
 {{- define "consentry.credentialsData" -}}
-{{- if .Values.credentials.existingSecret -}}
-existingSecret: {{ .Values.credentials.existingSecret }}
+{{- $c := .Values.credentials -}}
+{{- $rest := include "consentry.unreferencedCredentials" . | fromJsonArray -}}
+{{- if $c.existingSecret -}}
+existingSecret: {{ $c.existingSecret }}
 {{- else -}}
-CONSENTRY_S3_ACCESS_KEY: {{ .Values.credentials.s3AccessKey | default "" | b64enc | quote }}
-CONSENTRY_S3_SECRET_KEY: {{ .Values.credentials.s3SecretKey | default "" | b64enc | quote }}
-{{- with .Values.credentials.kafkaPassword }}
-CONSENTRY_KAFKA_PASSWORD: {{ . | b64enc | quote }}
+{{- $table := include "consentry.credentialTable" . | fromYaml -}}
+{{- range $name := $rest }}
+{{- $value := index $c $name | default "" }}
+{{- if or $value (not (index $table $name 2)) }}
+{{ index $table $name 1 }}: {{ $value | b64enc | quote }}
 {{- end }}
-{{- with .Values.credentials.milvusToken }}
-CONSENTRY_MILVUS_TOKEN: {{ . | b64enc | quote }}
 {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* secretKeyRef env of the credentials one workload reads.
+     Usage: include "consentry.credentialEnv" (list $ "crawl") */}}
+{{- define "consentry.credentialEnv" -}}
+{{- $ := index . 0 -}}
+{{- $c := $.Values.credentials -}}
+{{- $table := include "consentry.credentialTable" $ | fromYaml -}}
+{{- $own := printf "%s-credentials" (include "consentry.fullname" $) -}}
+{{- range $name := include "consentry.credentialsOf" (index . 1) | fromJsonArray }}
+{{- $row := index $table $name }}
+{{- $ref := index $c.refs $name }}
+- name: {{ index $row 0 }}
+  valueFrom:
+    secretKeyRef:
+      {{- if $ref.name }}
+      name: {{ $ref.name }}
+      key: {{ required (printf "credentials.refs.%s.key is required with its name" $name) $ref.key }}
+      {{- else if $c.existingSecret }}
+      name: {{ $c.existingSecret }}
+      key: {{ index $c.keys $name }}
+      {{- if index $row 2 }}
+      optional: true
+      {{- end }}
+      {{- else }}
+      name: {{ $own }}
+      key: {{ index $row 1 }}
+      {{- if index $row 2 }}
+      optional: true
+      {{- end }}
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Trust ------------------------------------------------------------------------------------ */}}
+
+{{- define "consentry.caEnabled" -}}
+{{- if or .Values.caBundle.configMap .Values.caBundle.secret -}}true{{- end -}}
+{{- end -}}
+
+{{/* Where the trusted bundle is: the combined file an init container writes, or the mounted one. */}}
+{{- define "consentry.caFile" -}}
+{{- if .Values.caBundle.includeSystemCAs -}}
+/etc/consentry/trust/ca-bundle.pem
+{{- else -}}
+/etc/consentry/ca/{{ .Values.caBundle.key }}
 {{- end -}}
 {{- end -}}
 
-{{/* env / envFrom of every Consentry container: the ConfigMap plus each credential by
-     secretKeyRef (S3 keys required, Kafka password and Milvus token optional). */}}
+{{/* Init container that appends the mounted CAs to the image's public ones (only when asked). */}}
+{{- define "consentry.caInitContainer" -}}
+{{- if and (include "consentry.caEnabled" .) .Values.caBundle.includeSystemCAs }}
+- name: ca-bundle
+  image: {{ include "consentry.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: ["/bin/sh", "-c", "cat /etc/ssl/certs/ca-certificates.crt /etc/consentry/ca/{{ .Values.caBundle.key }} > /etc/consentry/trust/ca-bundle.pem"]
+  resources:
+    requests: {cpu: 10m, memory: 16Mi}
+    limits: {cpu: 100m, memory: 64Mi}
+  securityContext:
+    {{- include "consentry.containerSecurityContext" . | nindent 4 }}
+  volumeMounts:
+    - name: ca
+      mountPath: /etc/consentry/ca
+      readOnly: true
+    - name: trust
+      mountPath: /etc/consentry/trust
+{{- end }}
+{{- end -}}
+
+{{/* env / envFrom of every Consentry container: the ConfigMap, the CA bundle's variables and the
+     workload's credentials. Usage: include "consentry.env" (list $ "api") */}}
 {{- define "consentry.env" -}}
-{{- $secret := include "consentry.secretName" . -}}
-{{- $own := not .Values.credentials.existingSecret -}}
-{{- $keys := .Values.credentials.keys -}}
+{{- $ := index . 0 -}}
 envFrom:
   - configMapRef:
-      name: {{ include "consentry.fullname" . }}-config
+      name: {{ include "consentry.fullname" $ }}-config
 env:
   - name: HOME
     value: /tmp
   - name: RAY_USAGE_STATS_ENABLED
     value: "0"
-  - name: CONSENTRY_S3_ACCESS_KEY
-    valueFrom:
-      secretKeyRef:
-        name: {{ $secret }}
-        key: {{ ternary "CONSENTRY_S3_ACCESS_KEY" $keys.s3AccessKey $own }}
-  - name: CONSENTRY_S3_SECRET_KEY
-    valueFrom:
-      secretKeyRef:
-        name: {{ $secret }}
-        key: {{ ternary "CONSENTRY_S3_SECRET_KEY" $keys.s3SecretKey $own }}
-  - name: CONSENTRY_KAFKA_PASSWORD
-    valueFrom:
-      secretKeyRef:
-        name: {{ $secret }}
-        key: {{ ternary "CONSENTRY_KAFKA_PASSWORD" $keys.kafkaPassword $own }}
-        optional: true
-  - name: CONSENTRY_MILVUS_TOKEN
-    valueFrom:
-      secretKeyRef:
-        name: {{ $secret }}
-        key: {{ ternary "CONSENTRY_MILVUS_TOKEN" $keys.milvusToken $own }}
-        optional: true
+  {{- if include "consentry.caEnabled" $ }}
+  - name: SSL_CERT_FILE
+    value: {{ include "consentry.caFile" $ }}
+  - name: GRPC_DEFAULT_SSL_ROOTS_FILE_PATH
+    value: {{ include "consentry.caFile" $ }}
+  {{- end }}
+  {{- include "consentry.credentialEnv" . | nindent 2 }}
 {{- end -}}
 
-{{/* Writable scratch space for a read-only root filesystem. */}}
+{{/* Writable scratch space for a read-only root filesystem, and the CA bundle.
+     Usage: include "consentry.volumes" (dict "root" $ "tmpSize" "1Gi") */}}
 {{- define "consentry.volumes" -}}
+{{- $ := .root -}}
 - name: tmp
   emptyDir:
-    sizeLimit: 1Gi
+    sizeLimit: {{ .tmpSize | default "1Gi" }}
 - name: home
   emptyDir:
     sizeLimit: 1Gi
+{{- with $.Values.caBundle }}
+{{- if .configMap }}
+- name: ca
+  configMap:
+    name: {{ .configMap }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- else if .secret }}
+- name: ca
+  secret:
+    secretName: {{ .secret }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
+{{- if and (or .configMap .secret) .includeSystemCAs }}
+- name: trust
+  emptyDir:
+    sizeLimit: 16Mi
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "consentry.volumeMounts" -}}
@@ -211,6 +328,16 @@ env:
   mountPath: /tmp
 - name: home
   mountPath: /var/lib/consentry
+{{- if include "consentry.caEnabled" . }}
+- name: ca
+  mountPath: /etc/consentry/ca
+  readOnly: true
+{{- if .Values.caBundle.includeSystemCAs }}
+- name: trust
+  mountPath: /etc/consentry/trust
+  readOnly: true
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The pod-level settings every Consentry pod shares (the ServiceAccount's token is never
@@ -255,13 +382,17 @@ spec:
   restartPolicy: Never
   {{- include "consentry.podCommon" $ | nindent 2 }}
   {{- with (include "consentry.scheduling" .scheduling | trim) }}{{ . | nindent 2 }}{{ end }}
+  {{- with (include "consentry.caInitContainer" $ | trim) }}
+  initContainers:
+    {{- . | nindent 4 }}
+  {{- end }}
   containers:
     - name: {{ .component }}
       image: {{ include "consentry.image" $ }}
       imagePullPolicy: {{ $.Values.image.pullPolicy }}
       args:
         {{- toYaml .args | nindent 8 }}
-      {{- include "consentry.env" $ | nindent 6 }}
+      {{- include "consentry.env" (list $ .component) | nindent 6 }}
       resources:
         {{- toYaml .resources | nindent 8 }}
       securityContext:
@@ -269,7 +400,7 @@ spec:
       volumeMounts:
         {{- include "consentry.volumeMounts" $ | nindent 8 }}
   volumes:
-    {{- include "consentry.volumes" $ | nindent 4 }}
+    {{- include "consentry.volumes" (dict "root" $) | nindent 4 }}
 {{- end -}}
 
 {{/* The face-model device of ingest: `model.device` when the ingest actors reserve GPUs
@@ -277,4 +408,154 @@ spec:
      driver and the GPU worker pods carry it; everything else uses cpu. */}}
 {{- define "consentry.ingestDevice" -}}
 {{- ternary .Values.model.device "cpu" (gt (float64 .Values.ingest.workerGpus) 0.0) -}}
+{{- end -}}
+
+{{/* Quantities ------------------------------------------------------------------------------- */}}
+
+{{/* Bytes of a Kubernetes memory quantity ("1536Mi", "8Gi", "512M", 1073741824). */}}
+{{- define "consentry.bytes" -}}
+{{- $s := toString . -}}
+{{- $units := dict "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 -}}
+{{- $out := "" -}}
+{{- range $u := list "Ki" "Mi" "Gi" "Ti" "k" "M" "G" "T" -}}
+{{- if and (not $out) (hasSuffix $u $s) -}}
+{{- $out = mulf (float64 (trimSuffix $u $s)) (index $units $u) | int64 | toString -}}
+{{- end -}}
+{{- end -}}
+{{- default (float64 $s | int64 | toString) $out -}}
+{{- end -}}
+
+{{/* CPUs of a Kubernetes CPU quantity ("500m", "2", 8) as a float. */}}
+{{- define "consentry.cpus" -}}
+{{- $s := toString . -}}
+{{- if hasSuffix "m" $s -}}{{- divf (float64 (trimSuffix "m" $s)) 1000.0 -}}{{- else -}}{{- float64 $s -}}{{- end -}}
+{{- end -}}
+
+{{/* Ray ------------------------------------------------------------------------------------- */}}
+
+{{/* A hash of everything a Ray pod runs with: image, settings, credentials' sources, CA bundle and
+     the Ray values (replica counts left out, so the autoscaler's choices never count). */}}
+{{- define "consentry.rayRevision" -}}
+{{- $ray := deepCopy .Values.ray -}}
+{{- $groups := list -}}
+{{- range $ray.workerGroups -}}
+{{- $groups = append $groups (omit . "replicas" "minReplicas" "maxReplicas") -}}
+{{- end -}}
+{{- $_ := set $ray "workerGroups" $groups -}}
+{{- list (include "consentry.image" .) (include "consentry.gpuImage" .) (include "consentry.configData" .) (include "consentry.credentialsData" .) .Values.credentials.refs .Values.caBundle (omit $ray "autoscaler") .Values.ingest.workerGpus .Values.model | toJson | sha256sum | trunc 10 -}}
+{{- end -}}
+
+{{- define "consentry.rayClusterName" -}}
+{{- if eq .Values.ray.upgradeStrategy "RenameCluster" -}}
+{{- printf "%s-ray-%s" (include "consentry.fullname" .) (include "consentry.rayRevision" . | trunc 8) -}}
+{{- else -}}
+{{- printf "%s-ray" (include "consentry.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment of the Ray containers beyond the settings: log rotation that fits the temp volume. */}}
+{{- define "consentry.rayEnv" -}}
+- name: RAY_ROTATION_MAX_BYTES
+  value: {{ .Values.ray.logRotation.maxBytes | int64 | quote }}
+- name: RAY_ROTATION_BACKUP_COUNT
+  value: {{ .Values.ray.logRotation.backupCount | quote }}
+{{- end -}}
+
+{{/* A probe of Ray's local health endpoints, with the Ray token when KubeRay set one (the image has
+     no wget, which KubeRay's own probes need). Usage: include "consentry.rayProbe" (list "port/path" ...) */}}
+{{- define "consentry.rayProbe" -}}
+import os, urllib.request as u; h = {'Authorization': 'Bearer ' + os.environ['RAY_AUTH_TOKEN']} if os.environ.get('RAY_AUTH_TOKEN') else {}
+{{- range . }}; u.urlopen(u.Request('http://127.0.0.1:{{ . }}', headers=h), timeout=2){{ end }}
+{{- end -}}
+
+{{/* Ray resources: the values' resources plus an ephemeral-storage request covering the temp volume
+     (logs, spilled objects) and CONSENTRY_HOME. */}}
+{{- define "consentry.rayResources" -}}
+{{- $r := deepCopy .resources -}}
+{{- $eph := add (include "consentry.bytes" (.tmpSize | default "1Gi") | int64) 1073741824 -}}
+{{- $_ := set $r.requests "ephemeral-storage" (printf "%dMi" (div $eph 1048576)) -}}
+{{- toYaml $r -}}
+{{- end -}}
+
+{{/* /dev/shm's size, checked: the object store must fit in it (else Ray puts the store in /tmp) and
+     it must leave room in the memory limit it counts against. Usage: (list "ray.head" $group) */}}
+{{- define "consentry.shmSize" -}}
+{{- $where := index . 0 -}}
+{{- $g := index . 1 -}}
+{{- $shm := include "consentry.bytes" $g.shmSize | int64 -}}
+{{- $store := include "consentry.bytes" $g.objectStoreMemory | int64 -}}
+{{- $mem := include "consentry.bytes" $g.resources.limits.memory | int64 -}}
+{{- if gt $store $shm -}}
+{{- fail (printf "%s: objectStoreMemory (%s) must fit in shmSize (%s), or Ray falls back to a disk-backed object store in /tmp" $where $g.objectStoreMemory $g.shmSize) -}}
+{{- end -}}
+{{- if ge (mul $shm 2) $mem -}}
+{{- fail (printf "%s: shmSize (%s) must stay under half the memory limit (%s): /dev/shm counts against it" $where $g.shmSize $g.resources.limits.memory) -}}
+{{- end -}}
+{{- $g.shmSize -}}
+{{- end -}}
+
+{{/* Network policies ------------------------------------------------------------------------- */}}
+
+{{/* Egress rules to one outside system given as "host:port" endpoints: a `<svc>.<namespace>.svc…`
+     host allows that namespace on that port, a bare service name this namespace, any other host the
+     public web blocks on that port. Usage: include "consentry.endpointEgress" (list $ "host:port" ...) */}}
+{{- define "consentry.endpointEgress" -}}
+{{- $ := index . 0 -}}
+{{- range $ep := rest . }}
+{{- $parts := splitList ":" $ep }}
+{{- $host := first $parts }}
+{{- $port := last $parts }}
+{{- $labels := splitList "." $host }}
+- ports:
+    - port: {{ $port }}
+      protocol: TCP
+  to:
+  {{- if and (ge (len $labels) 3) (eq (index $labels 2) "svc") }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ index $labels 1 }}
+  {{- else if eq (len $labels) 1 }}
+    - podSelector: {}
+  {{- else }}
+  {{- range $.Values.networkPolicy.egress.web.ipBlocks }}
+    - ipBlock:
+        {{- toYaml . | nindent 8 }}
+  {{- end }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* "host:port" of a URL, with the scheme's default port. */}}
+{{- define "consentry.urlEndpoint" -}}
+{{- $u := urlParse . -}}
+{{- $hp := splitList ":" $u.host -}}
+{{- printf "%s:%s" (first $hp) (ternary (last $hp) (ternary "443" "80" (eq $u.scheme "https")) (gt (len $hp) 1)) -}}
+{{- end -}}
+
+{{/* The egress rules of one outside system: the values' rules, else derived from its address. */}}
+{{- define "consentry.serviceEgress" -}}
+{{- $ := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $given := index $.Values.networkPolicy.egress.services $name -}}
+{{- if $given -}}
+{{- toYaml $given -}}
+{{- else if eq $name "kafka" -}}
+{{- include "consentry.endpointEgress" (concat (list $) (splitList "," $.Values.kafka.bootstrap)) -}}
+{{- else if eq $name "objectStore" -}}
+{{- include "consentry.endpointEgress" (list $ (include "consentry.urlEndpoint" $.Values.objectStore.endpoint)) -}}
+{{- else -}}
+{{- include "consentry.endpointEgress" (list $ (include "consentry.urlEndpoint" $.Values.milvus.uri)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A peer selecting the release's pods of some components. Usage: (list $ "ray-head" "ray-worker") */}}
+{{- define "consentry.componentsPeer" -}}
+{{- $ := index . 0 -}}
+podSelector:
+  matchLabels:
+    {{- include "consentry.selectorLabels" $ | nindent 4 }}
+  matchExpressions:
+    - key: app.kubernetes.io/component
+      operator: In
+      values: {{ rest . | toJson }}
 {{- end -}}
