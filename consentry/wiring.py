@@ -77,14 +77,14 @@ def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
     return ProvenanceStore(store or object_store(s))
 
 
-def retry_policy(s: Settings) -> RetryPolicy:
+def retry_policy(s: Settings) -> "RetryPolicy":
     """The one retry policy for calls to outside systems (retry_max_attempts, full jitter)."""
     from .core.retry import RetryPolicy
 
     return RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s)
 
 
-def audit_signer(s: Settings) -> Signer:
+def audit_signer(s: Settings) -> "Signer":
     """The audit checkpoint key: audit_signing_key, else audit_verify_key (verify only), else a key file
     created in the state directory on first use."""
     from .indexer.checkpoints import Signer, decode_key, load_or_create_key
@@ -96,7 +96,7 @@ def audit_signer(s: Settings) -> Signer:
     return Signer(private=load_or_create_key(s.home / "audit-signing.key"))
 
 
-def audit_checkpoints(s: Settings) -> Checkpoints:
+def audit_checkpoints(s: Settings) -> "Checkpoints":
     """Signed checkpoints outside the bucket (default: one folder per bucket under the state directory)."""
     from dataclasses import replace
 
@@ -118,10 +118,11 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
     """A callable publishing ErasureEvents on the erasures topic (flushed per event; one producer, made on
     first use and kept)."""
     import threading
+    from typing import Any
 
     b = broker(s)
     lock = threading.Lock()
-    producer = []
+    producer: list[Any] = []
 
     def publish(event) -> None:  # noqa: ANN001
         key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
@@ -138,7 +139,7 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
     return publish
 
 
-def purger(s: Settings, index, store) -> Purger:  # noqa: ANN001
+def purger(s: Settings, index, store) -> "Purger":  # noqa: ANN001
     from .indexer.purge import Purger
 
     return Purger(index, store, timeout_s=s.erasure_purge_timeout_s, gc_drop_tolerance_s=s.milvus_gc_drop_tolerance_s)
@@ -209,7 +210,6 @@ def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN00
                           dlq=TopicCounter(KafkaConfig.from_settings(s), s.topic_dlq, dead_letter_kind))
 
 
-def ingest_worker(s: Settings) -> "IngestWorker":
 def ingest_worker(s: Settings) -> "IngestWorker":
     """An IngestWorker on the configured Kafka, S3, Milvus and model pack (module-level: Ray pickles it)."""
     from .faceindex import IndexConfig

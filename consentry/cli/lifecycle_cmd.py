@@ -90,7 +90,7 @@ def forget(ctx: CliContext, photo: Path | None, source_name: str | None, url: st
         elif job_id:
             r = er.forget_job(job_id, actor, reference=reference)
         else:
-            r = er.forget_url(url, actor, reference=reference)
+            r = er.forget_url(url or "", actor, reference=reference)
         if not as_json:
             _print_erased(r)
         if not no_wait:

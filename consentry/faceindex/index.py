@@ -56,6 +56,8 @@ class Match:
 _CAST: dict[Any, Any] = {"int": int, "float": float, "str": str}
 #: the characters of our ids (face ids are sha256 hex), for splitting the key space
 HEX = "0123456789abcdef"
+#: an embedding as given: a list of floats or a numpy vector
+Vector = Sequence[float] | np.ndarray
 
 
 def _vec(e: Sequence[float] | np.ndarray) -> list[float]:
@@ -181,7 +183,7 @@ class FaceIndex:
             return self.store.count(self.spec)
         return self.store.count(self.spec, self._where(**selection))
 
-    def search(self, embeddings: Sequence[Sequence[float]], model_id: str, top_k: int, threshold: float,
+    def search(self, embeddings: Sequence[Vector], model_id: str, top_k: int, threshold: float,
                source_ids: Sequence[str] | None = None, job_ids: Sequence[str] | None = None,
                ingested_since: int | None = None, ingested_until: int | None = None,
                now: int | None = None, strong: bool = False, include_all_states: bool = False) -> list[list[Match]]:
@@ -207,7 +209,7 @@ class FaceIndex:
         return [[Match.from_hit(h.id, h.score, h.entity) for h in hs if h.score >= threshold] for hs in hits]
 
     # ------------------------------------------------------------------ suppression list
-    def suppress(self, embeddings: Sequence[Sequence[float]], model_id: str, request_id: str) -> int:
+    def suppress(self, embeddings: Sequence[Vector], model_id: str, request_id: str) -> int:
         rows = [{"sid": uuid.uuid4().hex, "embedding": _vec(e), "model_id": str(model_id),
                  "request_id": str(request_id)[:64], "created_at": int(time.time())} for e in embeddings]
         return self.store.upsert(self.suppression, rows)
@@ -219,7 +221,7 @@ class FaceIndex:
         model = rows[0]["model_id"] if rows else None
         return model, [np.asarray(r["embedding"], dtype=np.float32) for r in rows]
 
-    def suppressed_score(self, embeddings: Sequence[Sequence[float]], model_id: str,
+    def suppressed_score(self, embeddings: Sequence[Vector], model_id: str,
                          strong: bool = False) -> list[float]:
         """For each embedding, the best similarity to a suppressed person of the same model (-1 if none)."""
         if not embeddings:

@@ -25,8 +25,8 @@ class IndexConfig:
     collection: str = "consentry_faces"
     suppression_collection: str = "consentry_suppressed"
     index_type: str = "HNSW"
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 100
     search_ef: int = 128
     ivf_nlist: int = 1024
     ivf_nprobe: int = 32

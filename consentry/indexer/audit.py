@@ -122,11 +122,7 @@ class AuditLog:
             head = self._last if self._last is not None else self.head()
             for _ in range(50):
                 entry = self._entry(head, action, actor, details)
-                key = self.key(entry["seq"])
-                line = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
-                created = self.retry.call(
-                    lambda k=key, b=line: self.store.put_if_absent(k, b, content_type="application/x-ndjson"),
-                    "append audit entry")
+                created = self._put_entry(entry)
                 if not created:  # another writer took this number (or our own earlier attempt did)
                     there = self._read(entry["seq"])
                     if there is None or there.get("hash") != entry["hash"]:
@@ -136,11 +132,22 @@ class AuditLog:
                 break
             else:
                 raise ConsentryError("audit log: could not append after 50 attempts (heavy contention?)")
-        if self.checkpoints is not None and action in CHECKPOINT_NOW:
-            self.retry.call(lambda: self.checkpoints.write(entry["seq"], entry["hash"], entry["at"], archive=True),
+        checkpoints = self.checkpoints
+        if checkpoints is not None and action in CHECKPOINT_NOW:
+            self.retry.call(lambda: checkpoints.write(entry["seq"], entry["hash"], entry["at"], archive=True),
                             "write audit checkpoint")
         self._after(entry)
         return entry
+
+    def _put_entry(self, entry: dict[str, Any]) -> bool:
+        """Create entry ``seq`` if no one did (conditional PUT); False if the number is taken."""
+        key = self.key(entry["seq"])
+        line = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
+
+        def put() -> bool:
+            return self.store.put_if_absent(key, line, content_type="application/x-ndjson")
+
+        return self.retry.call(put, "append audit entry")
 
     def _entry(self, head: dict[str, Any] | None, action: str, actor: str, details: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -240,9 +247,11 @@ class AuditLog:
         return self._against_checkpoints(hashes, where)
 
     def _against_checkpoints(self, hashes: list[str], where: str | None) -> VerifyReport:
+        checkpoints = self.checkpoints
+        assert checkpoints is not None
         n, newest = len(hashes), None
-        for name, cp in self.checkpoints.all():
-            if cp is None or not self.checkpoints.authentic(cp):
+        for name, cp in checkpoints.all():
+            if cp is None or not checkpoints.authentic(cp):
                 return VerifyReport(False, n, f"checkpoint {name} at {where} is not signed by this deployment's "
                                     "audit key (forged or corrupted)", None, checkpoints=where)
             if cp.seq > n:

@@ -286,7 +286,8 @@ class Eraser:
         r.timings["verify_s"] = r.verification["seconds"]
         r.status = "verified" if r.verification["ok"] else "verification-failed"
         event = ErasureEvent(request_id=r.request_id, by=kind, face_ids=r.matched_face_ids,  # type: ignore[arg-type]
-                             **{{"source": "source_id", "job": "job_id", "url": "url_key"}[kind]: value})
+                             source_id=value if kind == "source" else None, job_id=value if kind == "job" else None,
+                             url_key=value if kind == "url" else None)
         return self._finish_stage1(r, event)
 
     def _tombstone(self, kind: str, value: str, request_id: str) -> None:
@@ -326,13 +327,14 @@ class Eraser:
             r.status = "verification-failed"
             return
         ref = np.stack([v / np.linalg.norm(v) for v in refs]).T
+        threshold = self.threshold if r.threshold is None else r.threshold
         caught: list[str] = []
         compared = 0
         for ids, x in self.index.scan(model_id):
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
             best = (x @ ref).max(axis=1)
             compared += len(ids)
-            caught += [ids[i] for i in np.flatnonzero(best >= r.threshold - 1e-6)]
+            caught += [ids[i] for i in np.flatnonzero(best >= threshold - 1e-6)]
         if caught:  # faces the approximate search missed: erase them now
             rows = self.retry.call(lambda: self.index.get(caught), "get caught faces")
             remover = FaceRemover(self.index, self.provenance, self.retry)

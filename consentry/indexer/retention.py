@@ -68,28 +68,37 @@ class RetentionSweeper:
             out.append({"source_id": source_id, "ingested_before": now - days * 86400, "unexpired_at": now})
         return out
 
+    def _count(self, sel: dict[str, int | str]) -> int:
+        return self.retry.call(lambda: self.index.count(**sel), "count expired faces")
+
+    def _face_ids(self, sel: dict[str, int | str]) -> list[str]:
+        return self.retry.call(lambda: self.index.face_ids(**sel), "list expired faces")
+
+    def _rows(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self.retry.call(lambda: self.index.get(ids), "read expired faces")
+
     def sweep(self, now: float | None = None, actor: str = "retention-sweeper", dry_run: bool = False) -> SweepReport:
         now = time.time() if now is None else now
         rep = SweepReport(run_id=f"retention-{uuid.uuid4().hex[:12]}",
                           as_of=datetime.fromtimestamp(now, UTC).isoformat(), dry_run=dry_run)
         selections = self._selections(int(now))
         if dry_run:
-            counts = [self.retry.call(lambda sel=sel: self.index.count(**sel), "count expired") for sel in selections]
-            rep.expired_faces, rep.past_source_retention = sum(counts), sum(counts[1:])
+            expired = [self._count(sel) for sel in selections]
+            rep.expired_faces, rep.past_source_retention = sum(expired), sum(expired[1:])
             return rep
         rec = RecordingStore(self.provenance.store)
         remover = FaceRemover(self.index, ProvenanceStore(rec), self.retry)
         for k, sel in enumerate(selections):
-            ids = self.retry.call(lambda sel=sel: self.index.face_ids(**sel), "list expired faces")
+            ids = self._face_ids(sel)
             for i in range(0, len(ids), self.batch):
                 chunk = ids[i:i + self.batch]
-                rows = self.retry.call(lambda c=chunk: self.index.get(c), "read expired faces")
+                rows = self._rows(chunk)
                 counts = remover.remove(chunk, {r["url_key"] for r in rows}, rep.run_id)
                 rep.expired_faces += len(chunk)
                 rep.past_source_retention += len(chunk) if k else 0
                 for name, v in counts.items():
                     rep.deleted[name] = rep.deleted.get(name, 0) + v
-        rep.remaining_expired = sum(self.index.count(**sel) for sel in selections)
+        rep.remaining_expired = sum(self._count(sel) for sel in selections)
         if self.purger is not None and rep.expired_faces:
             rep.purge = {"s3": self.purger.s3(rec), "milvus": self.purger.milvus()}
         self.audit.append("retention-sweep", actor, run_id=rep.run_id, as_of=rep.as_of,

@@ -205,6 +205,11 @@ def live(face_id: str, prov: Provenance | None) -> bool:
     return prov is not None and any(f.face_id == face_id and not f.erased for f in prov.faces)
 
 
+def _box(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    return x0, y0, x1, y1
+
+
 def _epoch(dt: datetime | None) -> int | None:
     return None if dt is None else int(dt.timestamp())
 
@@ -250,8 +255,7 @@ class FaceSearch:
         if not faces:
             raise NoFaceFound("no face found in the query photo")
         faces = sorted(faces, key=lambda f: -f.score)[: self.limits.max_query_faces]
-        queries = [_Query(np.asarray(f.embedding, dtype=np.float32), tuple(float(v) for v in f.bbox),
-                          float(f.score)) for f in faces]
+        queries = [_Query(np.asarray(f.embedding, dtype=np.float32), _box(f.bbox), float(f.score)) for f in faces]
         return self._run("photo", queries, model.model_id, options, top_k, threshold, actor)
 
     def by_face_id(self, face_id: str, options: SearchOptions, actor: str) -> SearchResult:
