@@ -102,8 +102,8 @@ class Settings(BaseSettings):
     erasure_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity at or above which a face is erased.")
     suppression_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity to a suppressed person that refuses a new face.")
     erasure_purge_timeout_s: float = Field(
-        default=600.0, gt=0, description="How long an erasure waits for Milvus to compact the deleted rows away "
-        "before its receipt says 'timeout' (`consentry forget --finish` checks again).")
+        default=120.0, gt=0, description="How long an erasure waits for Milvus to compact the deleted rows away "
+        "before its receipt says 'timeout' or 'partial' (`consentry forget --finish` checks again).")
     milvus_gc_drop_tolerance_s: int = Field(
         default=10800, ge=0, description="The Milvus server's dataCoord.gc.dropTolerance: receipts state that old "
         "segment files are removed within this long after compaction (Milvus's default 3 h).")

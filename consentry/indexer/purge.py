@@ -65,7 +65,7 @@ def _iso(t: float) -> str:
 
 
 class Purger:
-    def __init__(self, index: FaceIndex, store: ObjectStore, timeout_s: float = 600.0,
+    def __init__(self, index: FaceIndex, store: ObjectStore, timeout_s: float = 120.0,
                  gc_drop_tolerance_s: int = 10800, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.index = index
@@ -93,30 +93,35 @@ class Purger:
                 "note": "every version of the deleted objects and the older versions of the redacted ones deleted"}
 
     def milvus(self) -> dict[str, Any]:
-        """Compact, wait (up to timeout_s), and report whether deleted rows are still in any segment."""
+        """Compact until no deleted row is left in a segment, or timeout_s; report what was seen.
+
+        Milvus may finish a compaction without rewriting a segment (e.g. one whose index was still being
+        built): while deleted rows remain, compaction is asked for again, a second apart."""
         t0 = self.clock()
-        job = self.index.compact()
-        if job is None:
-            return {"state": "unsupported", "note": LITE_NOTE}
-        out: dict[str, Any] = {"compaction_id": job, "triggered_at": _iso(t0)}
-        while not self.index.compaction_done(job):
-            if self.clock() - t0 > self.timeout_s:
-                return {**out, "state": "timeout", "note": f"compaction still running after {self.timeout_s:.0f}s; "
-                        "`consentry forget --finish REQUEST_ID` checks again"}
-            self.sleep(0.5)
-        done = self.clock()
-        stored, live = self.index.stored_rows(), self.index.count()
-        left = max(0, (stored or 0) - live)
-        out.update(compacted_at=_iso(done), seconds=round(done - t0, 3), segment_rows=stored, live_rows=live,
-                   deleted_rows_in_segments=left)
-        if left:
-            out.update(state="partial", note=f"{left} deleted rows (of any erasure or sweep) are still in segments: "
-                       "Milvus rewrites a segment once dataCoord.compaction.single.ratio.threshold of it is "
-                       "deleted (0.2 by default); set it lower (DATACOORD_COMPACTION_SINGLE_RATIO_THRESHOLD)")
-        else:
-            gone = done + self.gc_drop_tolerance_s
-            tolerance = timedelta(seconds=self.gc_drop_tolerance_s)
-            out.update(state="compacted", files_removed_by=_iso(gone),
-                       note="no deleted face is left in any segment; Milvus's garbage collection removes the old "
-                       f"segment files within dataCoord.gc.dropTolerance ({tolerance})")
-        return out
+        out: dict[str, Any] = {"triggered_at": _iso(t0), "compactions": 0}
+        while True:
+            job = self.index.compact()
+            if job is None:
+                return {"state": "unsupported", "note": LITE_NOTE}
+            out.update(compaction_id=job, compactions=out["compactions"] + 1)
+            while not self.index.compaction_done(job):
+                if self.clock() - t0 > self.timeout_s:
+                    return {**out, "state": "timeout", "note": f"compaction still running after "
+                            f"{self.timeout_s:.0f}s; `consentry forget --finish REQUEST_ID` checks again"}
+                self.sleep(0.5)
+            done = self.clock()
+            stored, live = self.index.stored_rows(), self.index.count()
+            left = max(0, (stored or 0) - live)
+            out.update(compacted_at=_iso(done), seconds=round(done - t0, 3), segment_rows=stored, live_rows=live,
+                       deleted_rows_in_segments=left)
+            if not left:
+                tolerance = timedelta(seconds=self.gc_drop_tolerance_s)
+                return {**out, "state": "compacted", "files_removed_by": _iso(done + self.gc_drop_tolerance_s),
+                        "note": "no deleted face is left in any segment; Milvus's garbage collection removes the old "
+                        f"segment files within dataCoord.gc.dropTolerance ({tolerance})"}
+            if done - t0 > self.timeout_s:
+                return {**out, "state": "partial", "note": f"{left} deleted rows (of any erasure or sweep) are still "
+                        f"in segments after {self.timeout_s:.0f}s: Milvus rewrites a segment once "
+                        "dataCoord.compaction.single.ratio.threshold of it is deleted (0.2 by default); set it lower "
+                        "(DATACOORD_COMPACTION_SINGLE_RATIO_THRESHOLD), then `consentry forget --finish REQUEST_ID`"}
+            self.sleep(1.0)
