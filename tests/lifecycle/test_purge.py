@@ -88,7 +88,8 @@ def test_a_versioned_bucket_keeps_no_old_version_of_an_erased_object(settings):
     rec.delete_many(["provenance/a.json"])  # deletion: every version must go
 
     def versions(key):
-        return [o for o in store._c.list_objects(store.bucket, prefix=key, include_version=True) if o.object_name == key]
+        listed = store._c.list_objects(store.bucket, prefix=key, include_version=True)
+        return [o for o in listed if o.object_name == key]
 
     assert len(versions("provenance/a.json")) == 2 and len(versions("provenance/b.json")) == 2
     s3 = Purger(ScriptedIndex([0], 0), store).s3(rec)
