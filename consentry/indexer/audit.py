@@ -8,9 +8,9 @@ fork the chain: the loser of a race reads the entries it missed and tries the ne
 
 An append costs one conditional PUT: each process remembers the newest entry it saw, so it does
 not re-read the head first. The head hint (``audit/head.json``) and the signed checkpoint
-(:mod:`.checkpoints`, outside the bucket) are written after the append by one background thread,
-newest first (bursts coalesce); erasures, retention sweeps and consent changes are checkpointed
-before their append returns.
+(:mod:`.checkpoints`, outside the bucket) are written after the append by one background thread, at
+most every ``HINT_INTERVAL_S`` for the newest entry (bursts coalesce); erasures, retention sweeps and
+consent changes are checkpointed before their append returns.
 
 ``verify()`` recomputes the chain and names the first entry that was edited, removed or moved, and
 checks the log against the signed checkpoints: a log cut short (newest entries and the head hint
@@ -72,6 +72,9 @@ class VerifyReport:
 
 
 class AuditLog:
+    #: the background head hint / checkpoint is written at most this often (the newest entry each time)
+    HINT_INTERVAL_S = 0.25
+
     def __init__(self, store: ObjectStore, clock=time.time, checkpoints: Checkpoints | None = None,  # noqa: ANN001
                  retry: RetryPolicy = NO_RETRY) -> None:
         self.store = store
@@ -83,6 +86,7 @@ class AuditLog:
         self._pending: dict[str, Any] | None = None  # the newest entry not yet hinted / checkpointed
         self._pending_lock = threading.Lock()
         self._background = ThreadPoolExecutor(1, thread_name_prefix="audit-head")
+        self._hinted_at = 0.0
 
     @staticmethod
     def key(seq: int) -> str:
@@ -171,10 +175,14 @@ class AuditLog:
             self._background.submit(self._write_head)
 
     def _write_head(self) -> None:
+        wait = self._hinted_at + self.HINT_INTERVAL_S - time.monotonic()
+        if wait > 0:  # under load, appends made meanwhile coalesce into this one write
+            time.sleep(wait)
         with self._pending_lock:
             entry, self._pending = self._pending, None
         if entry is None:
             return
+        self._hinted_at = time.monotonic()
         try:
             self.store.put(HEAD, json.dumps({"seq": entry["seq"]}).encode(), content_type="application/json")
             if self.checkpoints is not None and entry["action"] not in CHECKPOINT_NOW:  # those are written already
