@@ -98,7 +98,13 @@ def numpy_baseline_ms(x: np.ndarray, q: np.ndarray, k: int = 10, n: int = 20) ->
 
 
 def face_id(row: int) -> str:
-    return f"{row:064x}"
+    """Row ``row``'s face id: 64 hex like a real (sha256) id, its leading digits spread like one (the key
+    space is split by prefix when listing), the row number recoverable (:func:`row_of`)."""
+    return f"{(row * 2654435761) % 65536:04x}{row:060x}"
+
+
+def row_of(face_id: str) -> int:
+    return int(face_id[4:], 16)
 
 
 def pct(a: list[float], p: float) -> float:
@@ -164,7 +170,7 @@ def corpus_name(n: int, seed: int, model_id: str, build: dict) -> str:
     """A collection name that says what it holds (size, seed, model, index build)."""
     tag = "_".join(f"{k}{v}" for k, v in sorted(build.items()))
     model = "".join(c if c.isalnum() else "_" for c in model_id)[:20]
-    return f"bench_{n}_s{seed}_{model}_{tag}"[:255]
+    return f"bench2_{n}_s{seed}_{model}_{tag}"[:255]  # 2: face ids spread over the key space
 
 
 def image_url(row: int) -> str:

@@ -54,6 +54,7 @@ from corpus import (  # noqa: E402
     numpy_baseline_ms,
     pct,
     product_defaults,
+    row_of,
 )
 
 MODEL = "bench-model"  # --model-id: the API and forget benches use the real model's id
@@ -109,7 +110,7 @@ def run_build(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, t
                 t = time.perf_counter()
                 hits = idx.search([v], model_id, 10, -1.0)[0]
                 lat.append(time.perf_counter() - t)
-                got = {int(m.face_id, 16) for m in hits}
+                got = {row_of(m.face_id) for m in hits}
                 recall.append(len(got & set(want.tolist())) / 10)
                 above = {int(i) for i, s in zip(want, want_s) if s >= THRESHOLD}
                 if above:
