@@ -120,7 +120,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, load average at start {load} (the cores are shared)"
 
 
 def commit() -> str:
