@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--uri-embedded")
     ap.add_argument("--uri-server")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--model-id", default=MODEL, help="model id of the corpus rows (the API and forget benches use "
+                    "the default pack's: pass it to share their collection)")
     ap.add_argument("--json-out", type=Path, help="also write the rows as JSON here")
     report.add_args(ap)
     a = ap.parse_args(argv)
