@@ -24,14 +24,11 @@ a cost. Everything else is the product default.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -42,28 +39,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402
 from corpus import (  # noqa: E402
     Dataset,
-    commit,
+    add_stack_args,
+    concurrently,
     default_model,
     ensure_corpus,
     exact_top,
     face_id,
-    machine,
     numpy_baseline_ms,
+    on_own_stack,
     pct,
     product_defaults,
+    write_json,
     write_provenance,
 )
 
 THRESHOLD = 0.35  # settings.search_threshold
 PARAMS = {"purpose": "benchmark of the query API", "case": "BENCH-1"}
-
-
-def stack_settings(home: Path, base: int, **extra):  # noqa: ANN201
-    from consentry.core.settings import load_settings
-
-    return load_settings(home=home, s3_endpoint=f"http://127.0.0.1:{base}", kafka_bootstrap=f"127.0.0.1:{base + 92}",
-                         milvus_uri=f"http://127.0.0.1:{base + 30}", topic_prefix="bench.", stack_milvus="server",
-                         **extra)
 
 
 class ApiProcess:
@@ -123,38 +114,18 @@ def sequential(client, ids: list[str]) -> tuple[list[float], list[dict]]:  # noq
 
 
 def concurrent(url: str, headers: dict, ids: list[str], clients: int, per_client: int) -> dict:
+    """``clients`` threads, each with its own HTTP connection, searching by face id."""
     import httpx
 
-    lat: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
+    local = threading.local()
 
-    def work(k: int) -> None:
-        mine = []
-        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
-            for i in range(per_client):
-                fid = ids[(k * per_client + i) % len(ids)]
-                t = time.perf_counter()
-                try:
-                    ok = c.get(f"/v1/search/face/{fid}", params=PARAMS).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                mine.append(time.perf_counter() - t)
-                if not ok:
-                    with lock:
-                        errors[0] += 1
-        with lock:
-            lat.extend(mine)
+    def search(fid: str) -> bool:
+        if not hasattr(local, "c"):
+            local.c = httpx.Client(base_url=url, headers=headers, timeout=60)
+        return local.c.get(f"/v1/search/face/{fid}", params=PARAMS).status_code == 200
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t
-    return {"clients": clients, "requests": len(lat), "qps": len(lat) / wall, "p50_ms": pct(lat, 50),
-            "p99_ms": pct(lat, 99), "errors": errors[0]}
+    items = [ids[i % len(ids)] for i in range(clients * per_client)]
+    return concurrently(search, items, clients)
 
 
 def by_photo(client, model, photo: bytes, n: int) -> dict:  # noqa: ANN001
@@ -246,40 +217,18 @@ def table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="100000")
+    add_stack_args(ap)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--per-client", type=int, default=100, help="requests per concurrent client")
-    ap.add_argument("--port-base", type=int, default=43700)
-    ap.add_argument("--home", type=Path, help="the stack's state directory (kept with --keep)")
-    ap.add_argument("--keep", action="store_true", help="leave the stack up (reuse the corpus in the next bench)")
-    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--photo", default="obama.jpg", help="photo for search by photo (the offline photo set)")
-    ap.add_argument("--json-out", type=Path)
     report.add_args(ap)
     a = ap.parse_args(argv)
     from consentry.demo.photos import ensure_photos
-    from consentry.infra.stack import Stack
 
-    home = a.home or Path(tempfile.mkdtemp(prefix="consentry-apibench-"))
-    s = stack_settings(home, a.port_base)
-    head = f"# {machine()}; product defaults {product_defaults()}; commit {commit()}"
-    print(head, flush=True)
-    stack = Stack(s)
-    t = time.perf_counter()
-    stack.up("server")
-    print(f"# stack up in {home} in {time.perf_counter() - t:.0f}s", flush=True)
-    s = stack_settings(home, a.port_base)  # with the stack's generated credentials
     photo = ensure_photos()[a.photo].read_bytes()
     model = default_model()
-    results = []
-    try:
-        for n in (int(v) for v in a.sizes.split(",")):
-            print(f"# {n:,} faces …", flush=True)
-            results.append(run(s, model, n, a.seed, a.queries, photo, a.per_client))
-            print("# " + json.dumps(results[-1], default=str), flush=True)
-    finally:
-        if not a.keep:
-            stack.down()
+    head, results = on_own_stack(a, "apibench", lambda s, n: run(s, model, n, a.seed, a.queries, photo,
+                                                                  a.per_client))
     markdown = table(results)
     print("\n" + markdown)
     headline = "; ".join(
@@ -287,11 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(index alone p99 {r['index_p99_ms']:.0f} ms), {r['concurrent']['qps']:.0f} QPS with 8 clients "
         f"({r['concurrent']['errors']} errors); by photo p50 {r['photo']['http_p50_ms']:.0f} ms of which the model "
         f"{r['photo']['model_p50_ms']:.0f} ms" for r in results)
-    if a.json_out:
-        a.json_out.parent.mkdir(parents=True, exist_ok=True)
-        a.json_out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"),
-                                          "command": " ".join(sys.argv), "header": head, "rows": results},
-                                         indent=1, default=str))
+    write_json(a.json_out, head, results)
     report.write(a, title="Query API: the whole search call over HTTP", markdown=markdown, headline=headline,
                  data=results, stand_in="synthetic clustered 512-d embeddings as the indexed faces (the photo "
                  "searched by photo is real, run through the real model)")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -112,16 +111,103 @@ def pct(a: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from run_all import machine as info
+
+    m = info()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, load average at start {load} (the cores are shared)"
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory']}, load average at start {load} (the cores are shared)"
+
+
+def concurrently(work, items: list, threads: int) -> dict:  # noqa: ANN001 - work(item) -> bool (ok)
+    """``threads`` threads calling ``work`` over ``items`` (each thread its share): QPS, p50/p99 ms, errors."""
+    import threading
+
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    per = max(1, len(items) // threads)
+
+    def run(k: int) -> None:
+        mine, bad = [], 0
+        for item in items[k * per:(k + 1) * per]:
+            t = time.perf_counter()
+            try:
+                ok = work(item)
+            except Exception:  # noqa: BLE001 - counted, reported
+                ok = False
+            mine.append(time.perf_counter() - t)
+            bad += 0 if ok else 1
+        with lock:
+            lat.extend(mine)
+            errors[0] += bad
+
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    t = time.perf_counter()
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    wall = time.perf_counter() - t
+    return {"threads": threads, "requests": len(lat), "qps": len(lat) / wall, "p50_ms": pct(lat, 50),
+            "p99_ms": pct(lat, 99), "errors": errors[0]}
+
+
+def write_json(path, head: str, rows: list) -> None:  # noqa: ANN001
+    """The run's rows as JSON (bench/results/), with when, the command and the header line."""
+    import json
+    import sys
+    from datetime import UTC, datetime
+
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
+                               "header": head, "rows": rows}, indent=1, default=str))
+
+
+def add_stack_args(ap) -> None:  # noqa: ANN001
+    ap.add_argument("--sizes", default="100000")
+    ap.add_argument("--port-base", type=int, default=43700, help="S3 on base, Kafka base+92, Milvus base+30")
+    ap.add_argument("--home", type=Path, help="the stack's state directory (kept with --keep)")
+    ap.add_argument("--keep", action="store_true", help="leave the stack up (the next bench reuses the corpus)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json-out", type=Path, help="also write the rows as JSON here")
+
+
+def on_own_stack(a, name: str, run_size) -> tuple[str, list]:  # noqa: ANN001 - run_size(settings, n) -> row
+    """Bring the bench's stack up (idempotent), run ``run_size`` per size, stop the stack unless --keep;
+    returns the header line and the rows."""
+    import json
+
+    from consentry.infra.stack import Stack
+
+    home = a.home or Path(tempfile.mkdtemp(prefix=f"consentry-{name}-"))
+    head = f"# {machine()}; product defaults {product_defaults()}; commit {commit()}"
+    print(head, flush=True)
+    stack = Stack(stack_settings(home, a.port_base))
+    t = time.perf_counter()
+    stack.up("server")
+    print(f"# stack up in {home} in {time.perf_counter() - t:.0f}s", flush=True)
+    s = stack_settings(home, a.port_base)  # with the stack's generated credentials
+    rows = []
+    try:
+        for n in (int(v) for v in a.sizes.split(",")):
+            print(f"# {n:,} faces …", flush=True)
+            rows.append(run_size(s, n))
+            print("# " + json.dumps(rows[-1], default=str), flush=True)
+    finally:
+        if not a.keep:
+            stack.down()
+    return head, rows
+
+
+def stack_settings(home: Path, base: int, **extra):  # noqa: ANN201
+    """Settings of the bench's own local stack (S3 base, Kafka base+92, Milvus 2.3 server base+30)."""
+    from consentry.core.settings import load_settings
+
+    return load_settings(home=home, s3_endpoint=f"http://127.0.0.1:{base}", kafka_bootstrap=f"127.0.0.1:{base + 92}",
+                         milvus_uri=f"http://127.0.0.1:{base + 30}", topic_prefix="bench.", stack_milvus="server",
+                         **extra)
 
 
 def commit() -> str:

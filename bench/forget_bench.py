@@ -26,9 +26,7 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
-from api_bench import stack_settings  # noqa: E402
-from corpus import Dataset, commit, default_model, ensure_corpus, machine, product_defaults, unit  # noqa: E402
+from corpus import (  # noqa: E402
+    Dataset,
+    add_stack_args,
+    default_model,
+    ensure_corpus,
+    on_own_stack,
+    product_defaults,
+    unit,
+    write_json,
+)
 
 #: person -> (reference photo, their other photos planted in the index)
 PEOPLE = {"obama": ("obama2.jpg", ["obama.jpg", "obama3.jpg"]), "biden": ("biden.jpg", []),
@@ -147,33 +153,12 @@ def table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="100000")
+    add_stack_args(ap)
     ap.add_argument("--people", default=",".join(PEOPLE), help=f"comma-separated, of {sorted(PEOPLE)}")
-    ap.add_argument("--port-base", type=int, default=43700)
-    ap.add_argument("--home", type=Path, help="the stack's state directory (kept with --keep)")
-    ap.add_argument("--keep", action="store_true", help="leave the stack up")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--json-out", type=Path)
     report.add_args(ap)
     a = ap.parse_args(argv)
-    from consentry.infra.stack import Stack
-
-    home = a.home or Path(tempfile.mkdtemp(prefix="consentry-forgetbench-"))
-    s = stack_settings(home, a.port_base)
-    head = f"# {machine()}; product defaults {product_defaults()}; commit {commit()}"
-    print(head, flush=True)
-    stack = Stack(s)
-    stack.up("server")
-    s = stack_settings(home, a.port_base)
     model = default_model()
-    results = []
-    try:
-        for n in (int(v) for v in a.sizes.split(",")):
-            print(f"# {n:,} faces …", flush=True)
-            results.append(run(s, model, n, a.seed, a.people.split(",")))
-    finally:
-        if not a.keep:
-            stack.down()
+    head, results = on_own_stack(a, "forgetbench", lambda s, n: run(s, model, n, a.seed, a.people.split(",")))
     markdown = table(results)
     print("\n" + markdown)
     headline = "; ".join(
@@ -181,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{statistics.median(x['receipt_s'] for x in r['people']):.2f} s (real S3, model, Kafka, audit); exact "
         f"verification {statistics.median(x['verify_s'] for x in r['people']):.0f} s, compaction "
         f"{statistics.median(x['purge_s'] for x in r['people']):.0f} s after it" for r in results)
-    if a.json_out:
-        a.json_out.parent.mkdir(parents=True, exist_ok=True)
-        a.json_out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"),
-                                          "command": " ".join(sys.argv), "header": head, "rows": results},
-                                         indent=1, default=str))
+    write_json(a.json_out, head, results)
     report.write(a, title="Forget one person (erasure by photo), real path", markdown=markdown, headline=headline,
                  data=results, stand_in="the indexed crowd is synthetic clustered embeddings; each person's faces are "
                  "their real photos' embeddings plus synthetic variants around them")

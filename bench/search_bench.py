@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +45,7 @@ from corpus import (  # noqa: E402
     Dataset,
     Milvus,
     commit,
+    concurrently,
     ensure_corpus,
     exact_top,
     machine,
@@ -55,40 +53,11 @@ from corpus import (  # noqa: E402
     pct,
     product_defaults,
     row_of,
+    write_json,
 )
 
 MODEL = "bench-model"  # --model-id: the API and forget benches use the real model's id
 THRESHOLD = 0.35  # settings.search_threshold
-
-
-def _concurrent(idx, q: np.ndarray, model_id: str, threads: int,  # noqa: ANN001
-                per_thread: int) -> tuple[float, float, int]:
-    """QPS and p99 (ms) of ``threads`` threads each searching ``per_thread`` queries; errors counted."""
-    lat: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-
-    def work(k: int) -> None:
-        mine = []
-        for i in range(per_thread):
-            v = q[(k * per_thread + i) % len(q)]
-            t = time.perf_counter()
-            try:
-                idx.search([v], model_id, 10, -1.0)
-            except Exception:  # noqa: BLE001 - counted, reported
-                with lock:
-                    errors[0] += 1
-            mine.append(time.perf_counter() - t)
-        with lock:
-            lat.extend(mine)
-
-    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    t = time.perf_counter()
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    return len(lat) / (time.perf_counter() - t), pct(lat, 99), errors[0]
 
 
 def run_build(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, truth_s: np.ndarray, seed: int,
@@ -120,14 +89,14 @@ def run_build(milvus: Milvus, x: np.ndarray, q: np.ndarray, truth: np.ndarray, t
                 t = time.perf_counter()
                 idx.search([v], model_id, 10, -1.0, strong=True)
                 strong.append(time.perf_counter() - t)
-            qps, p99_conc, errors = _concurrent(idx, q, model_id, concurrency, max(10, len(q) // concurrency))
+            conc = concurrently(lambda v, idx=idx: bool(idx.search([v], model_id, 10, -1.0)), list(q), concurrency)
             is_default = all(getattr(idx.cfg, k) == v for k, v in default_knob.items())
             out.append({"flavour": milvus.flavour, "n": len(x), "index": base.index_type,
                         "build": {k: v for k, v in idx.cfg.index_spec().build_params.items()},
                         "param": f"{'ef' if base.index_type == 'HNSW' else 'nprobe'}={p}", "default": is_default,
                         "insert_s": corpus.insert_s, "index_s": corpus.index_s, "p50_ms": pct(lat, 50),
-                        "p99_ms": pct(lat, 99), "p50_strong_ms": pct(strong, 50), "qps_8": qps,
-                        "p99_8_ms": p99_conc, "errors_8": errors, "recall10": float(np.mean(recall)),
+                        "p99_ms": pct(lat, 99), "p50_strong_ms": pct(strong, 50), "qps_8": conc["qps"],
+                        "p99_8_ms": conc["p99_ms"], "errors_8": conc["errors"], "recall10": float(np.mean(recall)),
                         "recall_thr": float(np.mean(recall_thr)) if recall_thr else float("nan")})
             print("#   " + _fmt(out[-1]), flush=True)
     finally:
@@ -242,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, recall@10 {r['recall10']:.3f} (numpy exact "
         f"{r['brute_ms']:.0f} ms)" for r in defaults) or "no product-default row in this run"
     print(f"\nproduct defaults: {headline}")
-    if a.json_out:
-        a.json_out.parent.mkdir(parents=True, exist_ok=True)
-        a.json_out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"),
-                                          "command": " ".join(sys.argv), "header": head, "rows": results},
-                                         indent=1, default=str))
+    write_json(a.json_out, head, results)
     report.write(a, title="Search: index latency and recall", markdown=markdown, headline=headline, data=results,
                  stand_in="synthetic clustered 512-d embeddings (no labelled face set ships offline at this size)")
     return 0
