@@ -145,8 +145,10 @@ def purger(s: Settings, index, store) -> "Purger":  # noqa: ANN001
     return Purger(index, store, timeout_s=s.erasure_purge_timeout_s, gc_drop_tolerance_s=s.milvus_gc_drop_tolerance_s)
 
 
-def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
-    """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
+def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True,  # noqa: ANN001
+           background: bool = False) -> "Eraser":
+    """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo.
+    ``background``: verification and purge run after the receipt, in a thread (the API)."""
     from .indexer.erasure import Eraser
 
     store = store or object_store(s)
@@ -154,7 +156,8 @@ def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool
     return Eraser(index, provenance(s, store), store, audit_log(s, store),
                   erasure_threshold=s.erasure_threshold, model_loader=model_loader or (lambda: face_model(s)),
                   publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels,
-                  retry=retry_policy(s), purger=purger(s, index, store))
+                  retry=retry_policy(s), purger=purger(s, index, store),
+                  verify_inline_max_faces=s.erasure_verify_inline_max_faces, finish_in_background=background)
 
 
 def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper":  # noqa: ANN001
@@ -192,7 +195,7 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
     store = store or object_store(s)
     index = index or face_index(s)
     search = face_search(s, store, index, model_loader)
-    er = eraser(s, store, index, search.model_loader)
+    er = eraser(s, store, index, search.model_loader, background=True)
     er.audit = search.audit  # one audit log per process: one cached head, one background writer
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
                     audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search, eraser=er)

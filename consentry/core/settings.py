@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         "waits for Milvus's next time tick (200-400 ms a search on Milvus server) to see rows ingested just now.")
     erasure_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity at or above which a face is erased.")
     suppression_threshold: float = Field(default=0.45, ge=-1, le=1, description="Similarity to a suppressed person that refuses a new face.")
+    erasure_verify_inline_max_faces: int = Field(
+        default=50_000, ge=0, description="An erasure by photo verifies exactly (a full scan of the stored "
+        "embeddings) before answering when the collection holds at most this many faces (a few seconds); above, "
+        "the API answers first and the receipt is updated.")
     erasure_purge_timeout_s: float = Field(
         default=120.0, gt=0, description="How long an erasure waits for Milvus to compact the deleted rows away "
         "before its receipt says 'timeout' or 'partial' (`consentry forget --finish` checks again).")

@@ -177,11 +177,11 @@ class FaceIndex:
         """Rows physically in the collection's segments, deleted ones until compacted (None: unknown)."""
         return self.store.stored_rows(self.spec)
 
-    def count(self, **selection: Any) -> int:
+    def count(self, *, strong: bool = True, **selection: Any) -> int:
         """Faces in a selection (keywords of :meth:`_where`); all faces without one."""
         if all(v is None for v in selection.values()):
-            return self.store.count(self.spec)
-        return self.store.count(self.spec, self._where(**selection))
+            return self.store.count(self.spec, strong=strong)
+        return self.store.count(self.spec, self._where(**selection), strong=strong)
 
     def search(self, embeddings: Sequence[Vector], model_id: str, top_k: int, threshold: float,
                source_ids: Sequence[str] | None = None, job_ids: Sequence[str] | None = None,

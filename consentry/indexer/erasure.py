@@ -15,8 +15,10 @@
 3. **Purge**: Milvus compaction of the segments holding the deleted rows, and no old S3 version of
    an erased object (:mod:`.purge`).
 
-Stage 1 returns the receipt; :meth:`Eraser.finish` runs stages 2-3 (the CLI at once, the API after
-answering; ``consentry forget --finish`` for a receipt left pending) and updates the stored receipt.
+Stage 1 returns the receipt, with the exact verification done too when the collection is small
+(``verify_inline_max_faces``: a few seconds); :meth:`Eraser.finish` runs what is left (the CLI at once;
+the API's eraser in a background thread after answering; ``consentry forget --finish`` for a receipt
+left pending) and updates the stored receipt.
 The reference photo is never stored; the receipt holds its sha256, the requester's reference (e.g.
 a DSAR case id), the counts deleted per store and the verification method with its cost.
 """
@@ -154,7 +156,8 @@ class Eraser:
                  erasure_threshold: float, model_loader: Callable[[], Any] | None = None,
                  publish: Callable[[ErasureEvent], None] | None = None, max_pixels: int = 40_000_000,
                  retry: RetryPolicy = NO_RETRY, purger: Purger | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, verify_inline_max_faces: int = 50_000,
+                 finish_in_background: bool = False) -> None:
         self.index = index
         self.provenance = provenance
         self.store = store
@@ -166,6 +169,8 @@ class Eraser:
         self.retry = retry
         self.purger = purger or Purger(index, store)
         self.clock = clock
+        self.verify_inline_max_faces = verify_inline_max_faces
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="erasure-finish") if finish_in_background else None
 
     # ------------------------------------------------------------------ stage 1: erase
     def forget_photo(self, photo: bytes, actor: str, reference: str | None = None) -> Receipt:
@@ -201,6 +206,8 @@ class Eraser:
                           "method": EXACT_SCAN.format(model=model.model_id, refs=len(embs), threshold=self.threshold)}
         r.purge["s3"] = self.purger.s3(rec)
         r.timings["erase_s"] = round(self.clock() - t0, 3)
+        if self.index.count(strong=False) <= self.verify_inline_max_faces:  # a few seconds at most: before answering
+            self._verify_exact(r, embs, model.model_id)
         return self._finish_stage1(r, ErasureEvent(request_id=r.request_id, by="photo", face_ids=r.matched_face_ids))
 
     def _matches(self, embs: list[np.ndarray], model_id: str) -> tuple[dict[str, str], bool]:
@@ -228,7 +235,7 @@ class Eraser:
         return self._erase_scope(self._receipt("url", url, actor, reference), "url", ukey, {"url_key": ukey},
                                  lambda: [ukey] if self.provenance.get(ukey) is not None else [])
 
-    def _erase_scope(self, r: Receipt, kind: str, value: str, selection: dict[str, str],
+    def _erase_scope(self, r: Receipt, kind: str, value: str, selection: dict[str, Any],
                      prov_keys: Callable[[], list[str]]) -> Receipt:
         t0 = self.clock()
         self._tombstone(kind, value, r.request_id)  # before deleting: in-flight ingest undoes its writes
@@ -300,7 +307,9 @@ class Eraser:
         """Run the stages a receipt still lacks (exact verification, physical purge); store and log them."""
         r = Receipt.from_dict(self.receipt(request_id))
         if r.verification.get("state") == "pending":
-            self._verify_exact(r)
+            model_id, refs = self.retry.call(lambda: self.index.suppressed_embeddings(r.request_id),
+                                             "read references")
+            self._verify_exact(r, refs, model_id or r.model_id)
             self._save(r)
         if r.purge.get("milvus", {}).get("state") in (None, "pending", "timeout"):
             t0 = self.clock()
@@ -316,11 +325,10 @@ class Eraser:
                  r.purge.get("milvus", {}).get("state"))
         return r
 
-    def _verify_exact(self, r: Receipt) -> None:
-        """By photo: compare every stored embedding of the model with the reference faces; erase what matches."""
+    def _verify_exact(self, r: Receipt, refs: Sequence[np.ndarray], model_id: str | None) -> None:
+        """By photo: compare every stored embedding of the model with the reference faces; erase what matches.
+        (The references come from the photo, or back from the suppression list in another process.)"""
         t0 = self.clock()
-        model_id, refs = self.retry.call(lambda: self.index.suppressed_embeddings(r.request_id), "read references")
-        model_id = model_id or r.model_id
         if not refs or model_id is None:
             r.verification = {**r.verification, "state": "done", "ok": False,
                               "problem": "the reference embeddings are not on the suppression list"}
@@ -348,6 +356,12 @@ class Eraser:
         r.timings["verify_s"] = seconds
         r.status = "verified"
 
+    def _finish_logged(self, request_id: str) -> None:
+        try:
+            self.finish(request_id)
+        except Exception:  # noqa: BLE001 - the receipt stays pending; `consentry forget --finish` completes it
+            log.exception("erasure %s: verification / purge failed", request_id)
+
     # ------------------------------------------------------------------ receipts
     def _receipt(self, by: str, target: str, actor: str, reference: str | None) -> Receipt:
         return Receipt(request_id=f"er-{time.strftime('%Y%m%d')}-{uuid.uuid4().hex[:12]}", by=by, target=target,
@@ -369,6 +383,8 @@ class Eraser:
                 self.publish(event)
             except Exception:  # noqa: BLE001 - the erasure is done and recorded; in-flight work is re-checked too
                 log.exception("could not publish erasure event %s", r.request_id)
+        if self._background is not None:  # the API: verification (if still pending) and purge after answering
+            self._background.submit(self._finish_logged, r.request_id)
         log.info("erasure %s by %s: %d faces in %.2fs", r.request_id, r.by, len(r.matched_face_ids),
                  r.timings.get("erase_s", 0.0))
         return r

@@ -49,21 +49,22 @@ def test_forget_by_photo_over_http(erasure_api, photos):
                                        data={"reference": "DSAR-2026-77"})
     assert r.status_code == 200, r.text
     receipt = r.json()
-    assert set(receipt["matched_face_ids"]) == obama and receipt["verification"]["state"] == "pending"
+    assert set(receipt["matched_face_ids"]) == obama and receipt["verification"]["ok"]  # small: exact before answering
+    assert receipt["verification"]["compared"] == before - 3 and receipt["status"] in ("verified", "purged")
     assert receipt["deleted"]["milvus_faces"] == 3 and len(receipt["target"]) == 64
     assert receipt["reference"] == "DSAR-2026-77" and receipt["timings"]["erase_s"] > 0
     assert api.services.index.count() == before - 3
-    # the exact verification and the purge run after the answer; the receipt follows them
+    # the purge runs after the answer; the stored receipt follows it
     deadline = time.monotonic() + 120
     while True:
         got = api.client("privacy").get(f"/v1/erasures/{receipt['request_id']}")
         assert got.status_code == 200
         done = got.json()
-        if done["status"] != "erased" or time.monotonic() > deadline:
+        if done["status"] == "purged" or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert done["status"] == "purged" and done["verification"]["ok"] and done["verification"]["remaining"] == 0
-    assert done["verification"]["compared"] == before - 3 and done["matched_face_ids"] == receipt["matched_face_ids"]
+    assert done["status"] == "purged" and done["verification"] == receipt["verification"]
+    assert done["matched_face_ids"] == receipt["matched_face_ids"]
     assert done["purge"]["milvus"]["state"] == "unsupported" and done["purge"]["s3"]["versioning"] == "off"
     audit = [e for e in api.services.audit.entries() if e["details"].get("request_id") == receipt["request_id"]]
     assert [e["action"] for e in audit] == ["erasure", "erasure-finished"]

@@ -147,7 +147,8 @@ def test_the_exact_scan_erases_a_face_the_index_cannot_find_and_compaction_purge
     wait_indexed(index, len(others) + 1)
     missed = person[0].face_id
 
-    er = Eraser(index, prov, store, AuditLog(store), erasure_threshold=0.45, model_loader=lambda: OneFace(r))
+    er = Eraser(index, prov, store, AuditLog(store), erasure_threshold=0.45, model_loader=lambda: OneFace(r),
+                verify_inline_max_faces=0)  # the two stages apart, as on a large collection
     receipt = er.forget_photo(_png(), actor="privacy:test")
     assert missed not in receipt.matched_face_ids, "the index found f: the construction no longer bites"
     assert index.get([missed]) and prov.get(person[0].url_key).face_ids == [missed]

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...core.records import ID_PATTERN
 from ..auth import Principal, Role
-from ..erasure import Eraser
 from ..search import CASE_PATTERN
 from .deps import AUTH_RESPONSES, ServicesDep, require
 from .errors import ErrorOut
 from .routes_search import PHOTO_RESPONSES, _read_upload
 
-log = logging.getLogger("consentry.api")
 router = APIRouter(prefix="/v1/erasures", tags=["erasure"], responses=AUTH_RESPONSES)
 Privacy = Annotated[Principal, Depends(require(Role.PRIVACY))]
 
@@ -66,35 +63,23 @@ class ScopeErasure(BaseModel):
         return self
 
 
-def _finish_later(tasks: BackgroundTasks, eraser: Eraser, request_id: str) -> None:
-    """Exact verification and physical purge run after the answer; GET the receipt to follow them."""
-    def finish() -> None:
-        try:
-            eraser.finish(request_id)
-        except Exception:  # noqa: BLE001 - the receipt stays pending; `consentry forget --finish` completes it
-            log.exception("erasure %s: verification / purge failed", request_id)
-
-    tasks.add_task(finish)
-
-
 @router.post("/photo", response_model=ReceiptOut, responses=PHOTO_RESPONSES,
              summary="Forget a person by photo")
-def forget_photo(svc: ServicesDep, caller: Privacy, tasks: BackgroundTasks,
+def forget_photo(svc: ServicesDep, caller: Privacy,
                  photo: Annotated[UploadFile, File(description="A photo of the person (JPEG, PNG, ...).")],
                  reference: Annotated[str | None, Form(pattern=CASE_PATTERN, description=REFERENCE_HELP)] = None
                  ) -> ReceiptOut:
     """Add the person to the suppression list, then delete every indexed face at or above the erasure
     threshold (provenance redacted first, so the very next search on any replica no longer shows it).
-    The answer comes then; the exact verification (a full scan of the stored embeddings) and the
-    physical purge (Milvus compaction) follow and update the receipt. The photo is never stored."""
+    The exact verification (a full scan of the stored embeddings) comes before the answer on a small
+    collection, after it on a large one; the physical purge (Milvus compaction) follows; both update
+    the receipt (GET it). The photo is never stored."""
     data = _read_upload(photo, svc.settings.api_max_upload_bytes)
-    r = svc.eraser.forget_photo(data, caller.actor, reference=reference)
-    _finish_later(tasks, svc.eraser, r.request_id)
-    return ReceiptOut(**asdict(r))
+    return ReceiptOut(**asdict(svc.eraser.forget_photo(data, caller.actor, reference=reference)))
 
 
 @router.post("", response_model=ReceiptOut, summary="Forget a source, a crawl job or an image URL")
-def forget_scope(svc: ServicesDep, caller: Privacy, body: ScopeErasure, tasks: BackgroundTasks) -> ReceiptOut:
+def forget_scope(svc: ServicesDep, caller: Privacy, body: ScopeErasure) -> ReceiptOut:
     """Delete every face and stored object that came from the source, job or URL; verified exactly
     (scalar-filter counts) before the answer; the physical purge follows and updates the receipt."""
     if body.source:
@@ -103,7 +88,6 @@ def forget_scope(svc: ServicesDep, caller: Privacy, body: ScopeErasure, tasks: B
         r = svc.eraser.forget_job(body.job, caller.actor, reference=body.reference)
     else:
         r = svc.eraser.forget_url(body.url or "", caller.actor, reference=body.reference)
-    _finish_later(tasks, svc.eraser, r.request_id)
     return ReceiptOut(**asdict(r))
 
 
