@@ -27,7 +27,7 @@ class IndexConfig:
     index_type: str = "HNSW"
     hnsw_m: int = 32
     hnsw_ef_construction: int = 100
-    search_ef: int = 128
+    search_ef: int = 256
     ivf_nlist: int = 1024
     ivf_nprobe: int = 32
     write_batch: int = 256
