@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         "embeddings) before answering when the collection holds at most this many faces (a few seconds); above, "
         "the API answers first and the receipt is updated.")
     erasure_purge_timeout_s: float = Field(
-        default=120.0, gt=0, description="How long an erasure waits for Milvus to compact the deleted rows away "
+        default=300.0, gt=0, description="How long an erasure waits for Milvus to compact the deleted rows away "
         "before its receipt says 'timeout' or 'partial' (`consentry forget --finish` checks again).")
     milvus_gc_drop_tolerance_s: int = Field(
         default=10800, ge=0, description="The Milvus server's dataCoord.gc.dropTolerance: receipts state that old "

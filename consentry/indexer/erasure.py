@@ -311,7 +311,7 @@ class Eraser:
                                              "read references")
             self._verify_exact(r, refs, model_id or r.model_id)
             self._save(r)
-        if r.purge.get("milvus", {}).get("state") in (None, "pending", "timeout"):
+        if r.purge.get("milvus", {}).get("state") not in ("compacted", "unsupported"):
             t0 = self.clock()
             r.purge["milvus"] = self.retry.call(self.purger.milvus, "compact")
             r.timings["purge_s"] = round(self.clock() - t0, 3)

@@ -65,7 +65,10 @@ def _iso(t: float) -> str:
 
 
 class Purger:
-    def __init__(self, index: FaceIndex, store: ObjectStore, timeout_s: float = 120.0,
+    #: while deleted rows remain, compaction is asked for again this often
+    RETRY_EVERY_S = 5.0
+
+    def __init__(self, index: FaceIndex, store: ObjectStore, timeout_s: float = 300.0,
                  gc_drop_tolerance_s: int = 10800, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.index = index
@@ -95,8 +98,9 @@ class Purger:
     def milvus(self) -> dict[str, Any]:
         """Compact until no deleted row is left in a segment, or timeout_s; report what was seen.
 
-        Milvus may finish a compaction without rewriting a segment (e.g. one whose index was still being
-        built): while deleted rows remain, compaction is asked for again, a second apart."""
+        Milvus may finish a compaction without rewriting a segment (one whose index is still being built;
+        one below minSegmentNumRowsToEnableIndex, 1024 rows, waits longer): while deleted rows remain,
+        compaction is asked for again every RETRY_EVERY_S."""
         t0 = self.clock()
         out: dict[str, Any] = {"triggered_at": _iso(t0), "compactions": 0}
         while True:
@@ -124,4 +128,4 @@ class Purger:
                         f"in segments after {self.timeout_s:.0f}s: Milvus rewrites a segment once "
                         "dataCoord.compaction.single.ratio.threshold of it is deleted (0.2 by default); set it lower "
                         "(DATACOORD_COMPACTION_SINGLE_RATIO_THRESHOLD), then `consentry forget --finish REQUEST_ID`"}
-            self.sleep(1.0)
+            self.sleep(self.RETRY_EVERY_S)
