@@ -247,7 +247,8 @@ class Eraser:
                                          keys) if p is not None]
             # faces are stored under the first sighting's url_key; a duplicate URL lists them in its provenance
             in_scope = self.retry.call(lambda: self.index.face_ids(**selection), "list faces")
-            listed = [f for f in dict.fromkeys(f for p in provs for f in p.face_ids) if f not in set(in_scope)]
+            scope_ids = set(in_scope)
+            listed = [f for f in dict.fromkeys(f for p in provs for f in p.face_ids) if f not in scope_ids]
             ids = [*in_scope, *listed]
             deleted = {"milvus_faces": 0, "provenance_deleted": 0, "objects_deleted": 0, "crops_deleted": 0,
                        "provenance_redacted": 0}
@@ -288,7 +289,7 @@ class Eraser:
                           "remaining": left_faces + len(left_keys),
                           "method": f"exact: count of faces with {next(iter(selection))} == {value!r} in Milvus "
                                     "(scalar filter, Strong consistency, no vector index) and listing of the "
-                                    f"provenance records left, and a lookup of the shared faces by id",
+                                    "provenance records left, and a lookup of the shared faces by id",
                           "seconds": round(self.clock() - t1, 3)}
         r.timings["verify_s"] = r.verification["seconds"]
         r.status = "verified" if r.verification["ok"] else "verification-failed"
