@@ -20,17 +20,20 @@ if TYPE_CHECKING:
     from .clients.objectstore import S3ObjectStore
     from .clients.vectors import MilvusVectorStore
     from .crawler import CrawlLauncher, CrawlRunner
+    from .core.retry import RetryPolicy
     from .faceindex import FaceIndex
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
+    from .indexer.checkpoints import Checkpoints, Signer
     from .indexer.erasure import Eraser
     from .indexer.explain import Explainer
     from .indexer.operations import OperationsView
     from .indexer.optouts import OptOutImporter
+    from .indexer.purge import Purger
     from .indexer.retention import RetentionSweeper
-    from .ingest.worker import IngestWorker
     from .indexer.search import FaceSearch
     from .indexer.services import Services
+    from .ingest.worker import IngestWorker
 
 
 def object_store(s: Settings) -> "S3ObjectStore":
@@ -118,10 +121,41 @@ def kafka_producer_factory(s: Settings) -> Callable[[], Producer]:
     return connect
 
 
+def retry_policy(s: Settings) -> "RetryPolicy":
+    """The one retry policy for calls to outside systems (retry_max_attempts, full jitter)."""
+    from .core.retry import RetryPolicy
+
+    return RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s)
+
+
+def audit_signer(s: Settings) -> "Signer":
+    """The audit checkpoint key: audit_signing_key, else audit_verify_key (verify only), else a key file
+    created in the state directory on first use."""
+    from .indexer.checkpoints import Signer, decode_key, load_or_create_key
+
+    if s.audit_signing_key is not None:
+        return Signer(private=decode_key(s.audit_signing_key.get_secret_value(), "audit_signing_key"))
+    if s.audit_verify_key:
+        return Signer(public=decode_key(s.audit_verify_key, "audit_verify_key"))
+    return Signer(private=load_or_create_key(s.home / "audit-signing.key"))
+
+
+def audit_checkpoints(s: Settings) -> "Checkpoints":
+    """Signed checkpoints outside the bucket (default: one folder per bucket under the state directory)."""
+    from dataclasses import replace
+
+    from .clients.objectstore import S3Config, S3ObjectStore
+    from .indexer.checkpoints import Checkpoints, sink_for
+
+    target = s.audit_checkpoint_target or f"file://{s.home / 'audit-checkpoints' / s.s3_bucket}"
+    sink = sink_for(target, lambda bucket: S3ObjectStore(replace(S3Config.from_settings(s), bucket=bucket)))
+    return Checkpoints(sink, audit_signer(s))
+
+
 def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
     from .indexer.audit import AuditLog
 
-    return AuditLog(store or object_store(s))
+    return AuditLog(store or object_store(s), checkpoints=audit_checkpoints(s), retry=retry_policy(s))
 
 
 def explainer(s: Settings, store=None) -> Explainer:  # noqa: ANN001
@@ -149,29 +183,49 @@ def optout_importer(s: Settings, store=None) -> OptOutImporter:  # noqa: ANN001
 
 
 def erasure_publisher(s: Settings):  # noqa: ANN201
-    """A callable publishing ErasureEvents on the erasures topic (flushed per event)."""
+    """A callable publishing ErasureEvents on the erasures topic (flushed per event; one producer, made on
+    first use and kept)."""
+    import threading
+    from typing import Any
+
     b = broker(s)
+    lock = threading.Lock()
+    producer: list[Any] = []
 
     def publish(event) -> None:  # noqa: ANN001
-        p = b.producer()
-        try:
-            key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
-            p.send(s.topic_erasures, key, event.to_json())
-            p.flush()
-        finally:
-            p.close()
+        key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
+        with lock:
+            if not producer:
+                producer.append(b.producer())
+            try:
+                producer[0].send(s.topic_erasures, key, event.to_json())
+                producer[0].flush()
+            except Exception:
+                producer.pop().close()  # a fresh producer next time
+                raise
 
     return publish
 
 
-def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True) -> "Eraser":  # noqa: ANN001
-    """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo."""
+def purger(s: Settings, index, store) -> "Purger":  # noqa: ANN001
+    from .indexer.purge import Purger
+
+    return Purger(index, store, timeout_s=s.erasure_purge_timeout_s, gc_drop_tolerance_s=s.milvus_gc_drop_tolerance_s)
+
+
+def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True,  # noqa: ANN001
+           background: bool = False) -> "Eraser":
+    """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo.
+    ``background``: verification and purge run after the receipt, in a thread (the API)."""
     from .indexer.erasure import Eraser
 
     store = store or object_store(s)
-    return Eraser(index or face_index(s), provenance(s, store), store, audit_log(s, store),
+    index = index or face_index(s)
+    return Eraser(index, provenance(s, store), store, audit_log(s, store),
                   erasure_threshold=s.erasure_threshold, model_loader=model_loader or (lambda: face_model(s)),
-                  publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels)
+                  publish=erasure_publisher(s) if publish else None, max_pixels=s.image_max_pixels,
+                  retry=retry_policy(s), purger=purger(s, index, store),
+                  verify_inline_max_faces=s.erasure_verify_inline_max_faces, finish_in_background=background)
 
 
 def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper":  # noqa: ANN001
@@ -179,9 +233,10 @@ def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper"
     from .indexer.retention import RetentionSweeper
 
     store = store or object_store(s)
+    index = index or face_index(s)
     days = {src.id: min(src.retention_days, s.retention_max_days) for src in sources(s, store).list()}
-    return RetentionSweeper(index or face_index(s), provenance(s, store), audit_log(s, store),
-                            source_retention_days=days)
+    return RetentionSweeper(index, provenance(s, store), audit_log(s, store), source_retention_days=days,
+                            retry=retry_policy(s), purger=purger(s, index, store))
 
 
 def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> "TokenStore":  # noqa: ANN001
@@ -197,7 +252,7 @@ def face_search(s: Settings, store=None, index=None, model_loader=None) -> "Face
     store = store or object_store(s)
     return FaceSearch(index or face_index(s), provenance(s, store), audit_log(s, store),
                       model_loader or (lambda: face_model(s)), SearchLimits.from_settings(s),
-                      strong=s.search_consistency == "strong")
+                      strong=s.search_consistency == "strong", retry=retry_policy(s))
 
 
 def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # noqa: ANN001
@@ -208,9 +263,10 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
     store = store or object_store(s)
     index = index or face_index(s)
     search = face_search(s, store, index, model_loader)
+    er = eraser(s, store, index, search.model_loader, background=True)
+    er.audit = search.audit  # one audit log per process: one cached head, one background writer
     return Services(settings=s, objects=store, vectors=index.store, index=index, provenance=search.provenance,
-                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search,
-                    eraser=eraser(s, store, index, search.model_loader))
+                    audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search, eraser=er)
 
 
 def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN001

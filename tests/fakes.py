@@ -199,6 +199,12 @@ class MemoryObjectStore:
     def ping(self) -> bool:
         return not self.down
 
+    def versioning(self) -> str:
+        return "off"  # a delete removes the object
+
+    def purge_versions(self, keys: Iterable[str], keep_latest: bool = False) -> int:
+        return 0
+
 
 def _match(row: dict[str, Any], conds: Sequence[Cond]) -> bool:
     for c in conds:
@@ -280,10 +286,27 @@ class MemoryVectorStore:
         return len(self.query(spec, where, limit=10**9))
 
     def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
-                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]:
-        rows = self.query(spec, where, output_fields, limit=10**9)
+                where: Sequence[Cond] = (), alphabet: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        rows = self.query(spec, where, list(dict.fromkeys([spec.primary.name, *output_fields])), limit=10**9)
         for i in range(0, len(rows), batch):
             yield rows[i:i + batch]
+
+    def iterate_vectors(self, spec: CollectionSpec, where: Sequence[Cond] = (),
+                        alphabet: str | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+        for rows in self.iterate(spec, [spec.vector.name], 1000, where):
+            yield [r[spec.primary.name] for r in rows], np.asarray([r[spec.vector.name] for r in rows], np.float32)
+
+    def compact(self, spec: CollectionSpec) -> int | None:
+        return None  # deletes are physical here
+
+    def compaction_done(self, job_id: int) -> bool:
+        return True
+
+    def stored_rows(self, spec: CollectionSpec) -> int | None:
+        return None
+
+    def server_kind(self) -> str:
+        return "memory"
 
     def drop(self, spec: CollectionSpec) -> None:
         self.collections.pop(spec.name, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -25,7 +25,7 @@ class _When(click.ParamType):
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)",
                       param, ctx)
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 @click.group("audit")
@@ -37,7 +37,8 @@ def audit() -> None:
 @json_option
 @pass_ctx
 def verify(ctx: CliContext, as_json: bool) -> None:
-    """Check the audit chain: exit 0 if intact, 1 naming the first edited, removed or moved entry.
+    """Check the audit chain and the signed checkpoints kept outside the bucket: exit 0 if intact, 1
+    naming the first edited, removed or moved entry, or the checkpoint the log no longer reaches.
 
     \b
     Example:
@@ -54,7 +55,53 @@ def verify(ctx: CliContext, as_json: bool) -> None:
         return
     if not rep.ok:
         raise AuditTampered(f"audit log does not verify: {rep.problem}", entry=rep.entry)
-    click.echo(f"audit log OK: {rep.entries} entries, chain intact")
+    cp = (f"; matches the signed checkpoint of entry {rep.checkpoint_seq} ({rep.checkpoint_at}) in {rep.checkpoints}"
+          if rep.checkpoint_seq else f"; no checkpoint yet in {rep.checkpoints}")
+    click.echo(f"audit log OK: {rep.entries} entries, chain intact{cp}")
+
+
+@audit.command("checkpoint")
+@json_option
+@pass_ctx
+def checkpoint(ctx: CliContext, as_json: bool) -> None:
+    """Sign and store a checkpoint of the newest entry now (appends checkpoint on their own; run this
+    from cron too, e.g. hourly).
+
+    Example: consentry audit checkpoint
+    """
+    from ..wiring import audit_log
+
+    log = audit_log(ctx.settings)
+    head = log.checkpoint()
+    out = {"seq": head["seq"] if head else 0, "hash": head["hash"] if head else None,
+           "where": log.checkpoints.sink.where if log.checkpoints else None}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"checkpoint of entry {out['seq']} written to {out['where']}")
+
+
+@audit.command("keygen")
+@json_option
+def keygen(as_json: bool) -> None:
+    """Print a new Ed25519 key pair for audit checkpoints: set the private key as CONSENTRY_AUDIT_SIGNING_KEY
+    on the writers (API, CLI), give the public key (CONSENTRY_AUDIT_VERIFY_KEY) to auditors.
+
+    Example: consentry audit keygen --json
+    """
+    import base64
+
+    from ..indexer.checkpoints import Signer
+
+    private = Signer.generate()
+    signer = Signer(private=private)
+    out = {"signing_key": base64.b64encode(private).decode(), "verify_key": base64.b64encode(signer.public).decode(),
+           "key_id": signer.key_id}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"CONSENTRY_AUDIT_SIGNING_KEY={out['signing_key']}\nCONSENTRY_AUDIT_VERIFY_KEY={out['verify_key']}"
+                   f"\nkey id {out['key_id']}")
 
 
 @audit.command("export")

@@ -34,10 +34,14 @@ def doctor(ctx: CliContext, repair: bool, as_json: bool) -> None:
             finally:
                 p.close()
 
-    rep = Reconciler(wiring.face_index(s), wiring.provenance(s), republish).run(repair=repair)
+    index = wiring.face_index(s)
+    warning = index.scale_warning()
+    rep = Reconciler(index, wiring.provenance(s), republish).run(repair=repair)
     if as_json:
-        emit_json(rep.to_dict())
+        emit_json({**rep.to_dict(), "warnings": [warning] if warning else []})
     else:
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"checked {rep.faces_checked} faces and {rep.provenance_checked} provenance records")
         click.echo(f"  faces without provenance:     {len(rep.faces_without_provenance)}")
         click.echo(f"  images with missing faces:    {len(rep.provenance_missing_faces)}")

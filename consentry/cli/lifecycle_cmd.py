@@ -96,50 +96,92 @@ def _show_page(p) -> None:  # noqa: ANN001 - a PageExplanation
 @click.option("--source", "source_name", help="Erase everything that came from this source.")
 @click.option("--url", help="Erase everything that came from this image URL.")
 @click.option("--job", "job_id", help="Erase everything that came from this crawl job.")
+@click.option("--reference", help="The requester's reference (e.g. a DSAR case id): in the receipt and the audit log.")
+@click.option("--no-wait", is_flag=True, help="Print the receipt after the erasure; leave the exact verification "
+              "and the physical purge pending (finish them with --finish).")
+@click.option("--finish", "finish_id", metavar="REQUEST_ID", help="Run what a pending receipt still lacks "
+              "(verification, purge) and print it.")
 @json_option
 @pass_ctx
 def forget(ctx: CliContext, photo: Path | None, source_name: str | None, url: str | None, job_id: str | None,
-           as_json: bool) -> None:
-    """Erase a person (by PHOTO), or a source, job or URL; prints the receipt.
+           reference: str | None, no_wait: bool, finish_id: str | None, as_json: bool) -> None:
+    """Erase a person (by PHOTO), or a source, job or URL; prints the receipt stage by stage.
 
     By photo, every indexed face at or above the erasure threshold is deleted, the faces are
     redacted in provenance, and the reference joins the suppression list so the person is not
-    indexed again. The photo itself is never stored.
+    indexed again. The photo itself is never stored. Then the erasure is verified exactly (by
+    photo: a full scan of every stored embedding; by scope: exact counts) and purged physically
+    (Milvus compaction; old S3 versions). Exit 1 if anything was left behind.
 
     \b
     Example:
-      consentry forget me.jpg
+      consentry forget me.jpg --reference DSAR-2026-031
       consentry forget --source family
+      consentry forget --finish er-20260131-0123456789ab
     """
     from .. import wiring
     from ..core.errors import ConsentryError
 
-    chosen = [x for x in (photo, source_name, url, job_id) if x]
+    chosen = [x for x in (photo, source_name, url, job_id, finish_id) if x]
     if len(chosen) != 1:
-        raise click.UsageError("give exactly one of PHOTO, --source, --url, --job")
+        raise click.UsageError("give exactly one of PHOTO, --source, --url, --job, --finish")
     s = ctx.settings
     er = wiring.eraser(s)
     actor = local_actor()
-    if photo is not None:
-        r = er.forget_photo(photo.read_bytes(), actor)
-    elif source_name:
-        r = er.forget_source(source_name, actor)
-    elif job_id:
-        r = er.forget_job(job_id, actor)
+    if finish_id:
+        r = er.finish(finish_id)
     else:
-        r = er.forget_url(url, actor)
+        if photo is not None:
+            r = er.forget_photo(photo.read_bytes(), actor, reference=reference)
+        elif source_name:
+            r = er.forget_source(source_name, actor, reference=reference)
+        elif job_id:
+            r = er.forget_job(job_id, actor, reference=reference)
+        else:
+            r = er.forget_url(url or "", actor, reference=reference)
+        if not as_json:
+            _print_erased(r)
+        if not no_wait:
+            r = er.finish(r.request_id)
+    er.audit.flush()
     if as_json:
         emit_json(r.to_dict())
     else:
-        click.echo(f"erasure receipt {r.request_id}  ({r.by}: {r.target})")
-        click.echo(f"  matched faces: {len(r.matched_face_ids)}")
-        for k, v in sorted(r.deleted.items()):
-            click.echo(f"  {k}: {v}")
-        v = r.verification
-        click.echo(f"  verification: {'ok' if v.get('ok') else 'FAILED'} — {v.get('remaining')} remaining "
-                   f"({v.get('method')})")
-    if not r.verification.get("ok"):
+        if finish_id:
+            _print_erased(r)
+        _print_stages(r)
+    if r.verification.get("ok") is False:
         raise ConsentryError(f"erasure {r.request_id} left {r.verification.get('remaining')} items behind")
+
+
+def _print_erased(r) -> None:  # noqa: ANN001
+    click.echo(f"erasure receipt {r.request_id}  ({r.by}: {r.target})" + (f"  reference {r.reference}"
+                                                                           if r.reference else ""))
+    click.echo(f"  1. erased in {r.timings.get('erase_s', 0):.2f}s — matched faces: {len(r.matched_face_ids)}")
+    for k, v in sorted(r.deleted.items()):
+        click.echo(f"     {k}: {v}")
+    s3 = r.purge.get("s3")
+    if s3:
+        click.echo(f"     S3 versioning {s3['versioning']}: {s3['old_versions_deleted']} old versions deleted")
+
+
+def _print_stages(r) -> None:  # noqa: ANN001
+    v = r.verification
+    if v.get("state") == "pending":
+        click.echo(f"  2. verification: pending ({v.get('method')}) — `consentry forget --finish {r.request_id}`")
+    else:
+        extra = f", {v['compared']} embeddings compared, {v.get('caught', 0)} caught" if "compared" in v else ""
+        click.echo(f"  2. verification: {'ok' if v.get('ok') else 'FAILED'} — {v.get('remaining')} remaining "
+                   f"in {v.get('seconds', 0):.2f}s{extra}\n     ({v.get('method')})")
+    m = r.purge.get("milvus")
+    if not m:
+        click.echo("  3. physical purge: pending")
+    else:
+        when = m.get("compacted_at") or m.get("triggered_at") or ""
+        click.echo(f"  3. physical purge: Milvus {m['state']} {when}"
+                   + (f", old segment files removed by {m['files_removed_by']}" if m.get("files_removed_by") else "")
+                   + (f"\n     ({m['note']})" if m.get("note") else ""))
+    click.echo(f"  status: {r.status}")
 
 
 @click.group("retention")
@@ -170,6 +212,10 @@ def sweep(ctx: CliContext, as_of: datetime | None, dry_run: bool, as_json: bool)
                      if rep.past_source_retention else "")
         click.echo(f"retention sweep as of {rep.as_of}: {verb} {rep.expired_faces} expired faces{shortened} "
                    f"{'' if dry_run else rep.deleted}")
+        if rep.purge.get("milvus"):
+            m, s3 = rep.purge["milvus"], rep.purge["s3"]
+            click.echo(f"physical purge: Milvus {m['state']}; S3 versioning {s3['versioning']}, "
+                       f"{s3['old_versions_deleted']} old versions deleted")
 
 
 COMMANDS = [explain, forget, retention]

@@ -58,6 +58,8 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> Iterator[str]: ...
     def ensure_bucket(self) -> None: ...
     def ping(self) -> bool: ...
+    def versioning(self) -> str: ...
+    def purge_versions(self, keys: Iterable[str], keep_latest: bool = False) -> int: ...
 
 
 def put_json(store: ObjectStore, key: str, obj: Any, **kw: Any) -> None:
@@ -212,3 +214,31 @@ class S3ObjectStore:
             return True
         except Exception:
             return False
+
+    def versioning(self) -> str:
+        """The bucket's versioning: ``off`` (never enabled: a delete removes the object), ``enabled`` or
+        ``suspended`` (older versions are kept until deleted by version id)."""
+        try:
+            status = self._c.get_bucket_versioning(self.bucket).status
+        except Exception as exc:
+            raise self._err(exc, f"versioning of {self.bucket}") from None
+        return {"Enabled": "enabled", "Suspended": "suspended"}.get(status or "", "off")
+
+    def purge_versions(self, keys: Iterable[str], keep_latest: bool = False) -> int:
+        """Delete every stored version and delete marker of ``keys`` (all but the current version with
+        ``keep_latest``); returns how many were deleted. Versions under Object Lock are refused by S3."""
+        from minio.deleteobjects import DeleteObject
+
+        doomed = []
+        try:
+            for key in keys:
+                versions = [o for o in self._c.list_objects(self.bucket, prefix=key, include_version=True)
+                            if o.object_name == key]
+                doomed += [DeleteObject(key, o.version_id) for o in versions
+                           if o.version_id and not (keep_latest and str(o.is_latest).lower() == "true")]
+            errors = list(self._c.remove_objects(self.bucket, doomed)) if doomed else []
+        except Exception as exc:
+            raise self._err(exc, "purge object versions") from None
+        if errors:
+            raise ObjectStoreError(f"{len(errors)} version deletes failed: {errors[0]}", transient=False)
+        return len(doomed)

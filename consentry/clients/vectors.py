@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-
 from ..core.errors import SchemaMismatch, VectorStoreError
 
 log = logging.getLogger("consentry.vectors")
@@ -125,7 +124,13 @@ class VectorStore(Protocol):
               limit: int = 16384, strong: bool = False) -> list[dict[str, Any]]: ...
     def count(self, spec: CollectionSpec, where: Sequence[Cond] = (), strong: bool = True) -> int: ...
     def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
-                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]: ...
+                where: Sequence[Cond] = (), alphabet: str | None = None) -> Iterator[list[dict[str, Any]]]: ...
+    def iterate_vectors(self, spec: CollectionSpec, where: Sequence[Cond] = (),
+                        alphabet: str | None = None) -> Iterator[tuple[list[str], Any]]: ...
+    def compact(self, spec: CollectionSpec) -> int | None: ...
+    def compaction_done(self, job_id: int) -> bool: ...
+    def stored_rows(self, spec: CollectionSpec) -> int | None: ...
+    def server_kind(self) -> str: ...
     def drop(self, spec: CollectionSpec) -> None: ...
     def ping(self) -> bool: ...
 
@@ -156,6 +161,7 @@ class MilvusVectorStore:
         self._lock = threading.Lock()
         self._ready: set[str] = set()
         self._ensure_lock = threading.Lock()
+        self._kind: str | None = None
 
     @property
     def client(self) -> Any:
@@ -299,8 +305,11 @@ class MilvusVectorStore:
         vecs = [list(map(float, v)) for v in vectors]
         if not vecs:
             return []
+        params = dict(spec.index.search_params)
+        if "ef" in params:  # HNSW needs ef >= the number of results asked for
+            params["ef"] = max(int(params["ef"]), top_k)
         kw: dict[str, Any] = {"limit": top_k, "output_fields": list(output_fields),
-                              "search_params": {"metric_type": spec.index.metric, "params": dict(spec.index.search_params)}}
+                              "search_params": {"metric_type": spec.index.metric, "params": params}}
         expr = render(spec, where)
         if expr:
             kw["filter"] = expr
@@ -334,46 +343,107 @@ class MilvusVectorStore:
     QUERY_WINDOW = 16384
     #: characters a primary key may use for iterate() (no "_" or "%": they are LIKE wildcards)
     _PK_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-."
+    #: queries of one iteration in flight at once (each Strong query mostly waits for a time tick)
+    ITERATE_THREADS = 8
 
     def iterate(self, spec: CollectionSpec, output_fields: Sequence[str], batch: int = 1000,
-                where: Sequence[Cond] = ()) -> Iterator[list[dict[str, Any]]]:
+                where: Sequence[Cond] = (), alphabet: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every matching row, in batches, past the 16384-row query window.
 
         Milvus 2.3's query_iterator is unreliable, so the primary-key space is split by prefix
-        (``pk like "ab%"``) until each part fits in one query; keys must use ``_PK_ALPHABET`` (our ids are
-        hex). Rows written meanwhile may be missed.
+        (``pk like "ab%"``) until each part fits in one query; keys must use ``alphabet`` (default
+        ``_PK_ALPHABET``; our ids are hex). Parts are counted and read in parallel, with Strong
+        consistency. Rows written meanwhile may be missed.
         """
         fields = list(dict.fromkeys([spec.primary.name, *output_fields]))
-        for rows in self._iterate_prefix(spec, fields, list(where), ""):
+        for rows in self._windows(spec, fields, list(where), alphabet or self._PK_ALPHABET):
             for i in range(0, len(rows), batch):
                 yield rows[i:i + batch]
 
-    def _iterate_prefix(self, spec: CollectionSpec, fields: list[str], where: list[Cond],
-                        prefix: str) -> Iterator[list[dict[str, Any]]]:
-        pk = spec.primary.name
-        base = render(spec, where)
-        like = f"{pk} like {literal(prefix + '%')}" if prefix else f'{pk} != ""'
-        expr = f"({base}) and {like}" if base else like
-        n = self._count_expr(spec, expr)
-        if n == 0:
-            return
-        if n <= self.QUERY_WINDOW or len(prefix) >= 64:
-            yield list(self._call("query", "query", spec.name, filter=expr, output_fields=fields,
-                                  limit=self.QUERY_WINDOW, consistency_level="Strong"))
-            return
-        if prefix:  # the key equal to the prefix itself
-            exact = f"({base}) and {pk} == {literal(prefix)}" if base else f"{pk} == {literal(prefix)}"
-            rows = list(self._call("query", "query", spec.name, filter=exact, output_fields=fields,
-                                   limit=1, consistency_level="Strong"))
+    def iterate_vectors(self, spec: CollectionSpec, where: Sequence[Cond] = (),
+                        alphabet: str | None = None) -> Iterator[tuple[list[str], Any]]:
+        """Every matching row's primary key and vector, as (keys, float32 matrix) per query window."""
+        import numpy as np
+
+        pk, vec = spec.primary.name, spec.vector.name
+        for rows in self._windows(spec, [pk, vec], list(where), alphabet or self._PK_ALPHABET, strict_float32=True):
             if rows:
-                yield rows
-        for ch in self._PK_ALPHABET:
-            yield from self._iterate_prefix(spec, fields, where, prefix + ch)
+                yield [r[pk] for r in rows], np.stack([np.asarray(r[vec], dtype=np.float32) for r in rows])
+
+    def _prefix_expr(self, spec: CollectionSpec, where: list[Cond], prefix: str, exact: bool = False) -> str:
+        pk, base = spec.primary.name, render(spec, where)
+        if exact:
+            like = f"{pk} == {literal(prefix)}"
+        else:
+            like = f"{pk} like {literal(prefix + '%')}" if prefix else f'{pk} != ""'
+        return f"({base}) and {like}" if base else like
+
+    def _windows(self, spec: CollectionSpec, fields: list[str], where: list[Cond], alphabet: str,
+                 **query_kw: Any) -> Iterator[list[dict[str, Any]]]:
+        """Query windows covering every matching row: prefixes are refined (counted in parallel) until
+        each holds at most QUERY_WINDOW rows, then read in parallel."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ensure_collection(spec)
+
+        def count(prefix: str) -> tuple[str, int]:
+            return prefix, self._count_expr(spec, self._prefix_expr(spec, where, prefix))
+
+        def read(part: tuple[str, bool]) -> list[dict[str, Any]]:
+            prefix, exact = part
+            return list(self._call("query", "query", spec.name, filter=self._prefix_expr(spec, where, prefix, exact),
+                                   output_fields=fields, limit=1 if exact else self.QUERY_WINDOW,
+                                   consistency_level="Strong", **query_kw))
+
+        with ThreadPoolExecutor(self.ITERATE_THREADS, thread_name_prefix="milvus-iterate") as pool:
+            parts: list[tuple[str, bool]] = []
+            level = [count("")]
+            while level:
+                split = []
+                for prefix, n in level:
+                    if n == 0:
+                        continue
+                    if n <= self.QUERY_WINDOW or len(prefix) >= 64:
+                        parts.append((prefix, False))
+                    else:
+                        if prefix:  # the key equal to the prefix itself
+                            parts.append((prefix, True))
+                        split += [prefix + ch for ch in alphabet]
+                level = list(pool.map(count, split))
+            yield from pool.map(read, parts)
 
     def _count_expr(self, spec: CollectionSpec, expr: str) -> int:
         res = self._call("count", "query", spec.name, filter=expr, output_fields=["count(*)"],
                          consistency_level="Strong")
         return int(res[0]["count(*)"]) if res else 0
+
+    # ------------------------------------------------------------------ physical purge
+    def compact(self, spec: CollectionSpec) -> int | None:
+        """Seal buffered deletes (flush) and ask Milvus to compact the collection; returns the
+        compaction job id, or None where the server has no compaction (milvus-lite)."""
+        if self.server_kind() != "server":
+            return None
+        self._call("flush", "flush", spec.name)
+        return int(self._call("compact", "compact", spec.name))
+
+    def compaction_done(self, job_id: int) -> bool:
+        return self._call("compaction state", "get_compaction_state", job_id) == "Completed"
+
+    def stored_rows(self, spec: CollectionSpec) -> int | None:
+        """Rows physically held in the collection's sealed segments, deleted ones included until a
+        compaction rewrites their segment (None where the server does not say: milvus-lite)."""
+        if self.server_kind() != "server":
+            return None
+        return sum(int(s.num_rows) for s in self._call("segments", "list_persistent_segments", spec.name))
+
+    def server_kind(self) -> str:
+        """``server`` (Milvus standalone or cluster) or ``lite`` (milvus-lite, embedded)."""
+        if self._kind is None:
+            version = str(self._call("server version", "get_server_version"))
+            # milvus-lite answers with its own version (2.4+/3.x, no segments API); Milvus 2.3 standalone
+            # from PyPI calls itself "v2.3.5-lite" but is the full server
+            self._kind = "server" if version.startswith("v2.") else "lite"
+        return self._kind
 
     def drop(self, spec: CollectionSpec) -> None:
         if self._call("has_collection", "has_collection", spec.name):

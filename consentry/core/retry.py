@@ -39,3 +39,7 @@ class RetryPolicy:
                 d = self.delay(attempt)
                 log.warning("%s failed (attempt %d/%d): %s; retrying in %.2fs", what, attempt, self.attempts, exc, d)
                 sleep(d)
+
+
+#: one attempt, no retry (components' default; wiring passes the configured policy)
+NO_RETRY = RetryPolicy(attempts=1)

@@ -25,20 +25,22 @@ class IndexConfig:
     collection: str = "consentry_faces"
     suppression_collection: str = "consentry_suppressed"
     index_type: str = "HNSW"
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
-    search_ef: int = 128
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 100
+    search_ef: int = 256
     ivf_nlist: int = 1024
     ivf_nprobe: int = 32
     write_batch: int = 256
     dim: int = DIM
+    lite_max_faces: int = 200_000  # above this, embedded milvus-lite is too slow: warn (doctor, API start)
 
     @classmethod
-    def from_settings(cls, s) -> "IndexConfig":  # noqa: ANN001
+    def from_settings(cls, s) -> IndexConfig:  # noqa: ANN001
         return cls(collection=s.milvus_collection, suppression_collection=s.milvus_suppression_collection,
                    index_type=s.milvus_index_type, hnsw_m=s.milvus_hnsw_m,
                    hnsw_ef_construction=s.milvus_hnsw_ef_construction, search_ef=s.milvus_search_ef,
-                   ivf_nlist=s.milvus_ivf_nlist, ivf_nprobe=s.milvus_ivf_nprobe, write_batch=s.milvus_write_batch)
+                   ivf_nlist=s.milvus_ivf_nlist, ivf_nprobe=s.milvus_ivf_nprobe, write_batch=s.milvus_write_batch,
+                   lite_max_faces=s.milvus_lite_max_faces)
 
     def index_spec(self) -> IndexSpec:
         if self.index_type == "HNSW":
@@ -49,7 +51,7 @@ class IndexConfig:
         return IndexSpec(self.index_type, "COSINE", {}, {})
 
 
-def _column(name: str, annotation: Any, cfg: "IndexConfig") -> FieldSpec:
+def _column(name: str, annotation: Any, cfg: IndexConfig) -> FieldSpec:
     if name == "face_id":
         return FieldSpec(name, "varchar", max_length=64, primary=True)
     if name == "embedding":

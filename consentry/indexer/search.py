@@ -5,8 +5,11 @@ components (the :class:`FaceIndex`, the provenance store, the audit log, a face 
 plain limits; it reads no settings itself.
 
 - Only faces whose consent allows search are returned: the consent filter is part of the Milvus
-  expression (:meth:`FaceIndex.search`), with Strong consistency by default so that a withdrawal
-  is effective for the very next search.
+  expression (:meth:`FaceIndex.search`), and every hit is then checked against the system of
+  record: its image's provenance (read for the result anyway, in parallel) must list the face and
+  not as erased. Erasures change the system of record (S3, read-after-write consistent) before they
+  return, so an erasure is invisible to the very next search on every replica, while Milvus is
+  searched at Bounded consistency (no wait for its next time tick; docs/erasure.md).
 - Filters (source, job, ingestion time range) arrive as validated values (:class:`SearchOptions`)
   and reach Milvus as structured conditions, never as text.
 - Every search is appended to the audit log before its results are released: who, when, purpose,
@@ -22,20 +25,29 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..catalog import ProvenanceStore
 from ..core.errors import ModelError, NoFaceFound, NotFound, RecordError
 from ..core.records import ID_PATTERN, ConsentState, Provenance
-from .audit import AuditLog
+from ..core.retry import NO_RETRY, RetryPolicy
 from ..faceindex import FaceIndex, Match
+from .audit import AuditLog
 
 log = logging.getLogger("consentry.search")
 
@@ -70,7 +82,7 @@ class SearchLimits:
     max_query_faces: int = 20
 
     @classmethod
-    def from_settings(cls, s) -> "SearchLimits":  # noqa: ANN001
+    def from_settings(cls, s) -> SearchLimits:  # noqa: ANN001
         return cls(default_top_k=min(s.search_default_top_k, s.api_max_top_k), max_top_k=s.api_max_top_k,
                    threshold=s.search_threshold, max_pixels=s.image_max_pixels)
 
@@ -95,7 +107,7 @@ class SearchOptions(BaseModel):
     ingested_until: IsoDatetime | None = Field(default=None, description="Only faces ingested at or before this time.")
 
     @classmethod
-    def build(cls, **fields: Any) -> "SearchOptions":
+    def build(cls, **fields: Any) -> SearchOptions:
         try:
             return cls.model_validate({k: v for k, v in fields.items() if v is not None})
         except ValidationError as exc:
@@ -113,10 +125,10 @@ class SearchOptions(BaseModel):
     @field_validator("ingested_since", "ingested_until")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=timezone.utc) if v is not None and v.tzinfo is None else v
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
     @model_validator(mode="after")
-    def _range(self) -> "SearchOptions":
+    def _range(self) -> SearchOptions:
         if self.ingested_since and self.ingested_until and self.ingested_since > self.ingested_until:
             raise ValueError("ingested_since is after ingested_until")
         return self
@@ -183,6 +195,21 @@ def searchable(row: dict[str, Any], now: int) -> bool:
     return row["consent_state"] == ConsentState.GRANTED.value and int(row["expires_at"]) > now
 
 
+def live(face_id: str, prov: Provenance | None) -> bool:
+    """Does the system of record still hold this face? Its image's provenance lists it, not erased.
+
+    Erasures redact or delete provenance before they return; ingest writes provenance after the face
+    rows. So a face Milvus still returns (it applies deletes a moment later) but the system of record
+    no longer holds is never shown, on any replica, and a face is shown only once fully written.
+    """
+    return prov is not None and any(f.face_id == face_id and not f.erased for f in prov.faces)
+
+
+def _box(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    return x0, y0, x1, y1
+
+
 def _epoch(dt: datetime | None) -> int | None:
     return None if dt is None else int(dt.timestamp())
 
@@ -197,16 +224,22 @@ class _Query:
 class FaceSearch:
     """Search indexed faces by photo or by face id; every search is audit-logged."""
 
+    #: provenance reads in flight at once for one process (hits are read in parallel)
+    READ_THREADS = 16
+
     def __init__(self, index: FaceIndex, provenance: ProvenanceStore, audit: AuditLog,
                  model_loader: Callable[[], Any] | None, limits: SearchLimits = SearchLimits(),
-                 strong: bool = True, clock: Callable[[], float] = time.time) -> None:
+                 strong: bool = False, clock: Callable[[], float] = time.time,
+                 retry: RetryPolicy = NO_RETRY) -> None:
         self.index = index
         self.provenance = provenance
         self.audit = audit
         self.model_loader = model_loader
         self.limits = limits
-        self.strong = strong
+        self.strong = strong  # Strong consistency in Milvus too (not needed for erasures: see the post-filter)
         self.clock = clock
+        self.retry = retry
+        self._pool = ThreadPoolExecutor(self.READ_THREADS, thread_name_prefix="provenance")
 
     # ------------------------------------------------------------------ entry points
     def by_photo(self, photo: bytes, options: SearchOptions, actor: str) -> SearchResult:
@@ -222,8 +255,7 @@ class FaceSearch:
         if not faces:
             raise NoFaceFound("no face found in the query photo")
         faces = sorted(faces, key=lambda f: -f.score)[: self.limits.max_query_faces]
-        queries = [_Query(np.asarray(f.embedding, dtype=np.float32), tuple(float(v) for v in f.bbox),
-                          float(f.score)) for f in faces]
+        queries = [_Query(np.asarray(f.embedding, dtype=np.float32), _box(f.bbox), float(f.score)) for f in faces]
         return self._run("photo", queries, model.model_id, options, top_k, threshold, actor)
 
     def by_face_id(self, face_id: str, options: SearchOptions, actor: str) -> SearchResult:
@@ -231,12 +263,16 @@ class FaceSearch:
         if not isinstance(face_id, str) or not _FACE_ID_RE.match(face_id):
             raise RecordError("face_id must be 64 lowercase hex characters", field="face_id")
         top_k, threshold = self._bounds(options)
-        rows = self.index.get([face_id], with_embedding=True)
+        rows = self.retry.call(lambda: self.index.get([face_id], with_embedding=True, strong=self.strong),
+                               "get query face")
         if not rows or not searchable(rows[0], int(self.clock())):
             raise NotFound(f"no searchable face {face_id}")
         row = rows[0]
+        # the query face itself must still be live in the system of record (read beside the search)
+        query_prov = self._pool.submit(self._read_provenance, row["url_key"])
         q = _Query(np.asarray(row["embedding"], dtype=np.float32), None, None)
-        return self._run("face_id", [q], row["model_id"], options, top_k, threshold, actor, exclude=face_id)
+        return self._run("face_id", [q], row["model_id"], options, top_k, threshold, actor, exclude=face_id,
+                         exclude_check=query_prov)
 
     # ------------------------------------------------------------------ internals
     def _bounds(self, o: SearchOptions) -> tuple[int, float]:
@@ -250,17 +286,21 @@ class FaceSearch:
         return top_k, threshold
 
     def _run(self, by: Literal["photo", "face_id"], queries: list[_Query], model_id: str, o: SearchOptions,
-             top_k: int, threshold: float, actor: str, exclude: str | None = None) -> SearchResult:
+             top_k: int, threshold: float, actor: str, exclude: str | None = None,
+             exclude_check: Future[Provenance | None] | None = None) -> SearchResult:
         limit = top_k + (1 if exclude else 0)
-        matches = self.index.search([q.embedding for q in queries], model_id, limit, threshold,
-                                    source_ids=o.source or None, job_ids=o.job or None,
-                                    ingested_since=_epoch(o.ingested_since), ingested_until=_epoch(o.ingested_until),
-                                    now=int(self.clock()), strong=self.strong)
-        matches = [[m for m in ms if m.face_id != exclude][:top_k] for ms in matches]
+        matches = self.retry.call(lambda: self.index.search(
+            [q.embedding for q in queries], model_id, limit, threshold, source_ids=o.source or None,
+            job_ids=o.job or None, ingested_since=_epoch(o.ingested_since), ingested_until=_epoch(o.ingested_until),
+            now=int(self.clock()), strong=self.strong), "search faces")
         images = self._images({m.url_key for ms in matches for m in ms})
+        if exclude is not None and exclude_check is not None and not live(exclude, exclude_check.result()):
+            raise NotFound(f"no searchable face {exclude}")
+        matches = [[m for m in ms if m.face_id != exclude and live(m.face_id, images[m.url_key][1])][:top_k]
+                   for ms in matches]
         qfaces = [QueryFace(index=i, bbox=q.bbox, det_score=q.det_score,
                             embedding_sha256=embedding_sha256(q.embedding),
-                            hits=[self._hit(m, images[m.url_key]) for m in ms])
+                            hits=[self._hit(m, images[m.url_key][0]) for m in ms])
                   for i, (q, ms) in enumerate(zip(queries, matches))]
         search_id = uuid.uuid4().hex
         result_ids = _result_ids(qfaces)
@@ -277,20 +317,20 @@ class FaceSearch:
                             threshold=threshold, purpose=o.purpose, case=o.case, audit_seq=entry["seq"],
                             query_faces=qfaces)
 
-    def _images(self, keys: set[str]) -> dict[str, ImageInfo]:
+    def _read_provenance(self, ukey: str) -> Provenance | None:
+        return self.retry.call(lambda: self.provenance.get(ukey), "read provenance")
+
+    def _images(self, keys: set[str]) -> dict[str, tuple[ImageInfo, Provenance | None]]:
+        """The provenance of each hit's image, read in parallel."""
         keys_l = sorted(keys)
-        if len(keys_l) > 4:
-            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="provenance") as pool:
-                provs = list(pool.map(self.provenance.get, keys_l))
-        else:
-            provs = [self.provenance.get(k) for k in keys_l]
-        return {k: image_info(k, p) for k, p in zip(keys_l, provs)}
+        provs = list(self._pool.map(self._read_provenance, keys_l))
+        return {k: (image_info(k, p), p) for k, p in zip(keys_l, provs)}
 
     @staticmethod
     def _hit(m: Match, image: ImageInfo) -> SearchHit:
         return SearchHit(face_id=m.face_id, score=round(m.score, 6), bbox=m.bbox, det_score=m.det_score,
                          source_id=m.source_id, job_id=m.job_id,
-                         ingested_at=datetime.fromtimestamp(m.ingested_at, timezone.utc), image=image)
+                         ingested_at=datetime.fromtimestamp(m.ingested_at, UTC), image=image)
 
 
 def image_info(ukey: str, prov: Provenance | None) -> ImageInfo:

@@ -8,10 +8,10 @@ from ..catalog import ProvenanceStore
 from ..clients.objectstore import ObjectStore
 from ..clients.vectors import VectorStore
 from ..core.settings import Settings
+from ..faceindex import FaceIndex
 from .audit import AuditLog
 from .auth import TokenStore
 from .erasure import Eraser
-from ..faceindex import FaceIndex
 from .search import FaceSearch
 
 

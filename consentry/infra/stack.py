@@ -28,6 +28,9 @@ from .ray_node import RayEndpoint, RayNode
 log = logging.getLogger("consentry.stack")
 
 TANSU_BUCKET = "tansu"
+#: Milvus 2.3 server: rewrite any segment holding a deleted row on compaction (default: once 20% of it is
+#: deleted), so an erasure's faces are physically purged when the eraser asks (consentry/indexer/purge.py)
+MILVUS_SERVER_ENV = {"DATACOORD_COMPACTION_SINGLE_RATIO_THRESHOLD": "0.000001"}
 
 
 #: what each server is for (stack status shows "kafka (tansu)")
@@ -268,15 +271,16 @@ class Stack:
             return
         data = self.dir / "milvus-server"
         argv = [_bin("milvus-server"), "--data", str(data), "--proxy-port", str(self.milvus_port)]
+        env = MILVUS_SERVER_ENV
         fresh = not (data / "configs").is_dir()
         data.mkdir(parents=True, exist_ok=True)
         if not fresh:
             # a restart: the previous run's sessions stay in the embedded etcd until their leases
             # expire (session ttl 30 s, counted again from etcd's start), and Milvus waits for them
-            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 180, cwd=data)
+            self._start("milvus", argv, env, self.milvus_host, self.milvus_port, self._milvus_ok, 180, cwd=data)
             return
         try:
-            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 45, cwd=data)
+            self._start("milvus", argv, env, self.milvus_host, self.milvus_port, self._milvus_ok, 45, cwd=data)
         except StackError as exc:
             if self.procs["milvus"].pid() or not port_free(self.milvus_host, self.milvus_port):
                 raise
@@ -285,7 +289,7 @@ class Stack:
             log.warning("milvus did not start (%s); retrying once from an empty data folder", str(exc).splitlines()[0])
             shutil.rmtree(data, ignore_errors=True)
             data.mkdir(parents=True, exist_ok=True)
-            self._start("milvus", argv, {}, self.milvus_host, self.milvus_port, self._milvus_ok, 90, cwd=data)
+            self._start("milvus", argv, env, self.milvus_host, self.milvus_port, self._milvus_ok, 90, cwd=data)
 
     def _milvus_ok(self) -> bool:
         if not port_open(self.milvus_host, self.milvus_port):

@@ -1,5 +1,7 @@
 """The erasure endpoints (role privacy) over real HTTP, on real Milvus and S3."""
 
+import time
+
 import pytest
 
 from consentry.indexer.auth import Role
@@ -31,7 +33,7 @@ def test_only_privacy_may_erase(erasure_api, photos):
 def test_bad_erasure_requests_are_422(erasure_api):
     c = erasure_api.client("privacy")
     for body in ({}, {"source": SOURCE, "job": "j"}, {"source": 'a" or source_id != "'}, {"url": "file:///x"},
-                 {"nope": 1}):
+                 {"nope": 1}, {"source": SOURCE, "reference": "DSAR\nforged line"}):
         r = c.post("/v1/erasures", json=body)
         assert r.status_code == 422, body
     assert c.get("/v1/erasures/er-20260101-000000000000").status_code == 404
@@ -43,14 +45,30 @@ def test_forget_by_photo_over_http(erasure_api, photos):
     obama = {f.face_id for n in ("obama.jpg", "obama2.jpg", "obama3.jpg") for f in api.faces[n]}
     before = api.services.index.count()
     with open(photos["obama2.jpg"], "rb") as fh:
-        r = api.client("privacy").post("/v1/erasures/photo", files={"photo": ("ref.jpg", fh, "image/jpeg")})
+        r = api.client("privacy").post("/v1/erasures/photo", files={"photo": ("ref.jpg", fh, "image/jpeg")},
+                                       data={"reference": "DSAR-2026-77"})
     assert r.status_code == 200, r.text
     receipt = r.json()
-    assert set(receipt["matched_face_ids"]) == obama and receipt["verification"]["ok"]
+    assert set(receipt["matched_face_ids"]) == obama and receipt["verification"]["ok"]  # small: exact before answering
+    assert receipt["verification"]["compared"] == before - 3 and receipt["status"] in ("verified", "purged")
     assert receipt["deleted"]["milvus_faces"] == 3 and len(receipt["target"]) == 64
+    assert receipt["reference"] == "DSAR-2026-77" and receipt["timings"]["erase_s"] > 0
     assert api.services.index.count() == before - 3
-    got = api.client("privacy").get(f"/v1/erasures/{receipt['request_id']}")
-    assert got.status_code == 200 and got.json()["matched_face_ids"] == receipt["matched_face_ids"]
+    # the purge runs after the answer; the stored receipt follows it
+    deadline = time.monotonic() + 120
+    while True:
+        got = api.client("privacy").get(f"/v1/erasures/{receipt['request_id']}")
+        assert got.status_code == 200
+        done = got.json()
+        if done["status"] == "purged" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done["status"] == "purged" and done["verification"] == receipt["verification"]
+    assert done["matched_face_ids"] == receipt["matched_face_ids"]
+    assert done["purge"]["milvus"]["state"] == "unsupported" and done["purge"]["s3"]["versioning"] == "off"
+    audit = [e for e in api.services.audit.entries() if e["details"].get("request_id") == receipt["request_id"]]
+    assert [e["action"] for e in audit] == ["erasure", "erasure-finished"]
+    assert all(e["details"]["reference"] == "DSAR-2026-77" for e in audit)
     with open(photos["obama3.jpg"], "rb") as fh:
         s = api.client("searcher").post("/v1/search/photo", data={"purpose": "check erasure", "case": "C-1"},
                                         files={"photo": ("q.jpg", fh, "image/jpeg")})
@@ -63,6 +81,7 @@ def test_forget_by_photo_over_http(erasure_api, photos):
 
 def test_forget_source_over_http(erasure_api):
     api = erasure_api
-    r = api.client("privacy").post("/v1/erasures", json={"source": SOURCE})
+    r = api.client("privacy").post("/v1/erasures", json={"source": SOURCE, "reference": "DSAR-2026-78"})
     assert r.status_code == 200, r.text
     assert r.json()["verification"]["ok"] and api.services.index.count(source_id=SOURCE) == 0
+    assert r.json()["verification"]["method"].startswith("exact: count") and r.json()["reference"] == "DSAR-2026-78"

@@ -218,8 +218,10 @@ def test_audit_endpoints_for_auditors(api):
         assert c.get("/v1/audit/entries", params={"since": "2100-01-01T00:00:00Z"}).json()["count"] == 0
         _error(c.get("/v1/audit/entries", params={"since": "2026-02-01", "until": "2026-01-01"}), 422)
         _error(c.get("/v1/audit/entries", params={"limit": 0}), 422, "invalid-request")
-        assert c.get("/v1/audit/verify").json() == {"ok": True, "entries": r.json()["count"], "problem": None,
-                                                    "entry": None}
+        v = c.get("/v1/audit/verify").json()
+        assert {k: v[k] for k in ("ok", "entries", "problem", "entry")} == {
+            "ok": True, "entries": r.json()["count"], "problem": None, "entry": None}
+        assert v["checkpoints"].startswith("file://") and 1 <= v["checkpoint_seq"] <= v["entries"]
 
 
 def test_unknown_routes_and_methods_are_json(api):
@@ -280,5 +282,32 @@ def test_readiness_is_503_when_milvus_is_unreachable(stack, face_model):
             body = r.json()
             assert body["ready"] is False and body["checks"]["milvus"]["ok"] is False
             assert body["checks"]["s3"]["ok"] is True and body["error"]["code"] == "not-ready"
+            r = c.get(f"/v1/search/face/{'a' * 64}", params=PURPOSE, headers={"Authorization": f"Bearer {token}"})
+            _error(r, 503, "unavailable")
+
+
+def test_readiness_is_503_when_s3_is_unreachable(stack, face_model):
+    """S3 down (issue 16): /readyz names it and stays up; Milvus is still ready; requests get 503, not 500."""
+    from consentry.indexer.api import create_app
+    from consentry.wiring import indexer_services
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    s = api_settings(stack).model_copy(update={"s3_endpoint": f"http://127.0.0.1:{dead}", "retry_max_attempts": 2,
+                                               "retry_base_delay_s": 0.05})
+    svc = indexer_services(s, model_loader=lambda: face_model, token_cache_s=0)
+    with LiveServer(create_app(s, svc)) as server:
+        import httpx
+
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            assert c.get("/healthz").status_code == 200
+            r = c.get("/readyz")
+            assert r.status_code == 503
+            body = r.json()
+            assert body["ready"] is False and body["checks"]["s3"]["ok"] is False
+            assert f"127.0.0.1:{dead}" in body["checks"]["s3"]["error"] and body["checks"]["milvus"]["ok"] is True
+            assert "s3" in body["error"]["message"]
+            token = f"cst_{'0' * 16}_{'x' * 43}"  # well formed: its record is in S3, which is down
             r = c.get(f"/v1/search/face/{'a' * 64}", params=PURPOSE, headers={"Authorization": f"Bearer {token}"})
             _error(r, 503, "unavailable")

@@ -88,7 +88,7 @@ def test_index_settings_come_from_settings():
 
     hnsw = IndexConfig.from_settings(load_settings(milvus_hnsw_m=24, milvus_search_ef=96)).index_spec()
     assert (hnsw.index_type, hnsw.metric) == ("HNSW", "COSINE")
-    assert hnsw.build_params == {"M": 24, "efConstruction": 200} and hnsw.search_params == {"ef": 96}
+    assert hnsw.build_params == {"M": 24, "efConstruction": 100} and hnsw.search_params == {"ef": 96}
     ivf = IndexConfig.from_settings(load_settings(milvus_index_type="IVF_FLAT", milvus_ivf_nlist=64,
                                                   milvus_ivf_nprobe=8)).index_spec()
     assert ivf.index_type == "IVF_FLAT" and ivf.build_params == {"nlist": 64} and ivf.search_params == {"nprobe": 8}

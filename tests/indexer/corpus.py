@@ -81,4 +81,15 @@ def index_corpus(index: FaceIndex, provenance: ProvenanceStore, detected: dict[s
                                   faces=[FaceRef(face_id=f.face_id, bbox=f.bbox, score=f.det_score) for f in faces]))
         out[name] = faces
     index.upsert([f for fs in out.values() for f in fs])
+    visible(index, [f.face_id for fs in out.values() for f in fs])
     return out
+
+
+def visible(index: FaceIndex, face_ids: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until Bounded-consistency reads (what searches use) see these rows: Milvus serves rows written
+    a moment ago after its next time tick, as ingest's rows become searchable in production."""
+    deadline = time.monotonic() + timeout_s
+    while len(index.get(face_ids, strong=False)) < len(set(face_ids)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"rows not visible at Bounded consistency after {timeout_s:.0f}s")
+        time.sleep(0.1)

@@ -10,9 +10,9 @@ from consentry.indexer.explain import Explainer
 SITE = "http://127.0.0.1:8/photos/"
 
 
-def eraser(world, events=None):
+def eraser(world, events=None, **kw):
     return Eraser(world.index, world.provenance, world.store, world.audit, erasure_threshold=0.45,
-                  model_loader=lambda: world.model, publish=(events.append if events is not None else None))
+                  model_loader=lambda: world.model, publish=(events.append if events is not None else None), **kw)
 
 
 def populate(world, photos):
@@ -30,10 +30,16 @@ def test_forget_by_photo_removes_that_person_only(world, photos):
     assert total == 1 + 1 + 1 + 6 + 1 + 1
     obama_ids = {f for n in ("obama.jpg", "obama2.jpg", "obama3.jpg") for f in provs[n].face_ids}
     events = []
-    r = eraser(world, events).forget_photo(photos["obama.jpg"].read_bytes(), actor="privacy:test")
+    er = eraser(world, events)
+    r = er.forget_photo(photos["obama.jpg"].read_bytes(), actor="privacy:test", reference="DSAR-2026-031")
     assert set(r.matched_face_ids) == obama_ids  # all three photos, across two sources
     assert r.deleted["milvus_faces"] == 3 and r.deleted["suppression_added"] == 1
-    assert r.verification == {"method": r.verification["method"], "remaining": 0, "ok": True}
+    # a small collection is verified exactly before the answer: every remaining face of the model compared
+    v = r.verification
+    assert v["state"] == "done" and v["ok"] and v["remaining"] == 0 and v["caught"] == 0
+    assert v["method"].startswith("exact: full scan") and v["compared"] == total - 3
+    assert r.reference == "DSAR-2026-031" and r.status == "verified" and r.timings["erase_s"] > 0
+    assert r.purge["s3"]["versioning"] == "off" and r.purge["s3"]["old_versions_deleted"] == 0
     assert world.index.count() == total - 3
     assert not world.index.get(sorted(obama_ids))
     # nobody else was touched
@@ -43,17 +49,54 @@ def test_forget_by_photo_removes_that_person_only(world, photos):
     p = world.provenance.get(provs["obama2.jpg"].key)
     assert p.face_ids == [] and p.faces[0].erased and p.erased_by == [r.request_id]
     receipt = json.loads(world.store.get(f"receipts/{r.request_id}.json"))
-    assert receipt["target"] == r.target and len(receipt["target"]) == 64 and receipt["verification"]["ok"]
+    assert receipt["target"] == r.target and len(receipt["target"]) == 64 and receipt["reference"] == "DSAR-2026-031"
     last = list(world.audit.entries())[-1]
     assert last["action"] == "erasure" and last["details"]["request_id"] == r.request_id
+    assert last["details"]["reference"] == "DSAR-2026-031"
     assert world.audit.verify().ok
     assert events and isinstance(events[0], ErasureEvent) and set(events[0].face_ids) == obama_ids
+    # stage 3: the physical purge
+    done = er.finish(r.request_id)
+    assert done.verification == v and done.status == "purged"
+    assert done.purge["milvus"]["state"] == "unsupported"  # milvus-lite / in-memory: no compaction API
+    assert json.loads(world.store.get(f"receipts/{r.request_id}.json"))["status"] == "purged"
+    fin = list(world.audit.entries())[-1]
+    assert fin["action"] == "erasure-finished" and fin["details"]["reference"] == "DSAR-2026-031"
     # the reference embedding is on the suppression list
-    assert world.index.suppressed_score([world.model.analyze(
-        __import__("consentry.imaging", fromlist=["decode"]).decode(photos["obama3.jpg"].read_bytes()).bgr)[0].embedding],
-        world.model.model_id, strong=True)[0] >= 0.45
+    from consentry.imaging import decode
+
+    other = world.model.analyze(decode(photos["obama3.jpg"].read_bytes()).bgr)[0].embedding
+    assert world.index.suppressed_score([other], world.model.model_id, strong=True)[0] >= 0.45
     exp = Explainer(world.provenance, world.audit).explain(SITE + "obama2.jpg")
     assert exp.faces_erased == provs["obama2.jpg"].face_ids and exp.erasures[0]["request_id"] == r.request_id
+
+
+class MissingSearch:
+    """A vector store whose similarity search never returns some faces (an index that missed them)."""
+
+    def __init__(self, store, hidden):
+        self._store, self.hidden = store, set(hidden)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def search(self, spec, *a, **kw):
+        return [[h for h in hits if h.id not in self.hidden] for hits in self._store.search(spec, *a, **kw)]
+
+
+def test_exact_verification_erases_a_face_the_search_missed(world, photos):
+    provs = populate(world, photos)
+    missed = provs["obama2.jpg"].face_ids[0]
+    world.index.store = MissingSearch(world.index.store, [missed])
+    er = eraser(world, verify_inline_max_faces=0)  # a large collection: verified after the answer
+    r = er.forget_photo(photos["obama.jpg"].read_bytes(), actor="privacy:test")
+    assert missed not in r.matched_face_ids and len(r.matched_face_ids) == 2
+    assert r.verification["state"] == "pending" and r.verification["ok"] is None
+    assert world.index.get([missed])  # still there after the approximate stage
+    done = er.finish(r.request_id)  # in another Eraser it would read the references back from suppression
+    assert done.verification["ok"] and done.verification["caught"] == 1 and done.verification["remaining"] == 0
+    assert missed in done.matched_face_ids and not world.index.get([missed])
+    assert world.provenance.get(provs["obama2.jpg"].key).face_ids == []  # redacted too
 
 
 def test_forget_by_photo_without_a_face_is_refused(world, photos):
@@ -76,7 +119,8 @@ def test_forget_by_source_removes_exactly_that_source(world, photos):
     assert before_a == 10 and before_b == 1 and len(keys_b) == 1
     r = eraser(world).forget_source("src-a", actor="privacy:test")
     assert r.deleted["milvus_faces"] == 10 and r.deleted["provenance_deleted"] == 5
-    assert r.verification["ok"] and r.verification["remaining"] == 0
+    assert r.verification["ok"] and r.verification["remaining"] == 0 and r.verification["state"] == "done"
+    assert r.verification["method"].startswith("exact: count of faces with source_id") and r.status == "verified"
     assert world.index.count(source_id="src-a") == 0
     assert world.index.count(source_id="src-b") == before_b
     assert world.provenance.keys_for_source("src-a") == []

@@ -57,6 +57,10 @@ class AuditVerify(BaseModel):
     entries: int
     problem: str | None = None
     entry: int | None = Field(default=None, description="The first bad entry's sequence number.")
+    checkpoint_seq: int | None = Field(default=None, description="The newest signed checkpoint checked against.")
+    checkpoint_at: str | None = None
+    checkpoints: str | None = Field(default=None, description="Where the signed checkpoints are kept (outside "
+                                    "the bucket); null: not configured.")
 
 
 class Health(BaseModel):
