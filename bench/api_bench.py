@@ -36,8 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import report  # noqa: E402
-from corpus import (  # noqa: E402
+import report
+from corpus import (
     Dataset,
     add_stack_args,
     concurrently,
@@ -60,7 +60,7 @@ PARAMS = {"purpose": "benchmark of the query API", "case": "BENCH-1"}
 class ApiProcess:
     """`consentry api serve` on the bench's stack, bucket and collection."""
 
-    def __init__(self, s, bucket: str, collection: str, port: int) -> None:  # noqa: ANN001
+    def __init__(self, s, bucket: str, collection: str, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                "CONSENTRY_HOME": str(s.home), "CONSENTRY_S3_ENDPOINT": s.s3_endpoint, "CONSENTRY_S3_BUCKET": bucket,
@@ -102,7 +102,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def sequential(client, ids: list[str]) -> tuple[list[float], list[dict]]:  # noqa: ANN001
+def sequential(client, ids: list[str]) -> tuple[list[float], list[dict]]:
     lat, bodies = [], []
     for fid in ids:
         t = time.perf_counter()
@@ -128,7 +128,7 @@ def concurrent(url: str, headers: dict, ids: list[str], clients: int, per_client
     return concurrently(search, items, clients)
 
 
-def by_photo(client, model, photo: bytes, n: int) -> dict:  # noqa: ANN001
+def by_photo(client, model, photo: bytes, n: int) -> dict:
     from consentry.imaging import decode
 
     model_lat, http_lat = [], []
@@ -146,7 +146,7 @@ def by_photo(client, model, photo: bytes, n: int) -> dict:  # noqa: ANN001
             "http_p99_ms": pct(http_lat, 99), "search_share_p50_ms": pct(http_lat, 50) - pct(model_lat, 50)}
 
 
-def run(s, model, n: int, seed: int, nq: int, photo: bytes, per_client: int) -> dict:  # noqa: ANN001
+def run(s, model, n: int, seed: int, nq: int, photo: bytes, per_client: int) -> dict:
     from dataclasses import replace
 
     import httpx

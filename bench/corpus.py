@@ -118,7 +118,7 @@ def machine() -> str:
     return f"{m['cpu']}, {m['cores']} cores, {m['memory']}, load average at start {load} (the cores are shared)"
 
 
-def concurrently(work, items: list, threads: int) -> dict:  # noqa: ANN001 - work(item) -> bool (ok)
+def concurrently(work, items: list, threads: int) -> dict:
     """``threads`` threads calling ``work`` over ``items`` (each thread its share): QPS, p50/p99 ms, errors."""
     import threading
 
@@ -133,7 +133,7 @@ def concurrently(work, items: list, threads: int) -> dict:  # noqa: ANN001 - wor
             t = time.perf_counter()
             try:
                 ok = work(item)
-            except Exception:  # noqa: BLE001 - counted, reported
+            except Exception:
                 ok = False
             mine.append(time.perf_counter() - t)
             bad += 0 if ok else 1
@@ -152,7 +152,7 @@ def concurrently(work, items: list, threads: int) -> dict:  # noqa: ANN001 - wor
             "p99_ms": pct(lat, 99), "errors": errors[0]}
 
 
-def write_json(path, head: str, rows: list) -> None:  # noqa: ANN001
+def write_json(path, head: str, rows: list) -> None:
     """The run's rows as JSON (bench/results/), with when, the command and the header line."""
     import json
     import sys
@@ -165,7 +165,7 @@ def write_json(path, head: str, rows: list) -> None:  # noqa: ANN001
                                "header": head, "rows": rows}, indent=1, default=str))
 
 
-def add_stack_args(ap) -> None:  # noqa: ANN001
+def add_stack_args(ap) -> None:
     ap.add_argument("--sizes", default="100000")
     ap.add_argument("--port-base", type=int, default=43700, help="S3 on base, Kafka base+92, Milvus base+30")
     ap.add_argument("--home", type=Path, help="the stack's state directory (kept with --keep)")
@@ -174,7 +174,7 @@ def add_stack_args(ap) -> None:  # noqa: ANN001
     ap.add_argument("--json-out", type=Path, help="also write the rows as JSON here")
 
 
-def on_own_stack(a, name: str, run_size) -> tuple[str, list]:  # noqa: ANN001 - run_size(settings, n) -> row
+def on_own_stack(a, name: str, run_size) -> tuple[str, list]:
     """Bring the bench's stack up (idempotent), run ``run_size`` per size, stop the stack unless --keep;
     returns the header line and the rows."""
     import json
@@ -201,7 +201,7 @@ def on_own_stack(a, name: str, run_size) -> tuple[str, list]:  # noqa: ANN001 - 
     return head, rows
 
 
-def stack_settings(home: Path, base: int, **extra):  # noqa: ANN201
+def stack_settings(home: Path, base: int, **extra):
     """Settings of the bench's own local stack (S3 base, Kafka base+92, Milvus 2.3 server base+30)."""
     from consentry.core.settings import load_settings
 
@@ -274,7 +274,7 @@ def rows_for(x: np.ndarray, start: int, now: int, model_id: str) -> list[dict]:
              "expires_at": now + 10**8} for j, v in enumerate(x.tolist())]
 
 
-def provenance_for(rows: list[int], model_id: str):  # noqa: ANN201
+def provenance_for(rows: list[int], model_id: str):
     """The provenance ingest would have written for these corpus rows (searches show only faces it lists)."""
     from consentry.core.records import Basis, Decision, FaceRef, Provenance
 
@@ -283,7 +283,7 @@ def provenance_for(rows: list[int], model_id: str):  # noqa: ANN201
                        faces=[FaceRef(face_id=face_id(r), bbox=(0, 0, 10, 10), score=0.9)]) for r in rows]
 
 
-def write_provenance(store, rows: list[int], model_id: str, threads: int = 16) -> float:  # noqa: ANN001
+def write_provenance(store, rows: list[int], model_id: str, threads: int = 16) -> float:
     """Write the provenance of ``rows`` in parallel; returns the seconds taken."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -296,7 +296,7 @@ def write_provenance(store, rows: list[int], model_id: str, threads: int = 16) -
     return time.perf_counter() - t
 
 
-def default_model():  # noqa: ANN201
+def default_model():
     """The product's default face model pack (its model id names the corpus)."""
     from consentry.core.settings import Settings
     from consentry.faces import ModelConfig, load_model
@@ -304,7 +304,7 @@ def default_model():  # noqa: ANN201
     return load_model(ModelConfig.from_settings(Settings()))
 
 
-def wait_indexed(client, name: str, n: int, timeout_s: float = 7200) -> float:  # noqa: ANN001
+def wait_indexed(client, name: str, n: int, timeout_s: float = 7200) -> float:
     """Flush, wait until every row is in the built index, then reload (growing data is searched
     through Milvus's interim index, not the built one)."""
     t = time.perf_counter()
@@ -317,7 +317,7 @@ def wait_indexed(client, name: str, n: int, timeout_s: float = 7200) -> float:  
     try:
         client.release_collection(name)
         client.load_collection(name)
-    except Exception as exc:  # noqa: BLE001 - milvus-lite may not release; searching still works
+    except Exception as exc:
         print(f"#   reload skipped: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
     return time.perf_counter() - t
 

@@ -55,7 +55,7 @@ def serve(site: dict[str, bytes]) -> ThreadingHTTPServer:
         def log_message(self, *args):
             pass
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = site.get(self.path)
             self.send_response(200 if body is not None else 404)
             ctype = "text/plain" if self.path.endswith(".txt") or body is None else "text/html; charset=utf-8"

@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import report  # noqa: E402
-from corpus import (  # noqa: E402
+import report
+from corpus import (
     Dataset,
     add_stack_args,
     default_model,
@@ -52,7 +52,7 @@ PEOPLE = {"obama": ("obama2.jpg", ["obama.jpg", "obama3.jpg"]), "biden": ("biden
 VARIANTS = 20
 
 
-def plant(index, provenance, store, model, person: str, photos: dict, rng) -> tuple[set[str], np.ndarray]:  # noqa: ANN001
+def plant(index, provenance, store, model, person: str, photos: dict, rng) -> tuple[set[str], np.ndarray]:
     """Write the person's faces (their other real photos and synthetic variants) with provenance and crops."""
     from consentry.core.records import Basis, Decision, Face, FaceRef, Provenance, sha256_hex, url_key
     from consentry.imaging import decode
@@ -82,7 +82,7 @@ def plant(index, provenance, store, model, person: str, photos: dict, rng) -> tu
     return ids, ref
 
 
-def run(s, model, n: int, seed: int, people: list[str]) -> dict:  # noqa: ANN001
+def run(s, model, n: int, seed: int, people: list[str]) -> dict:
     from consentry import wiring
     from consentry.demo.photos import ensure_photos
     from consentry.imaging import decode

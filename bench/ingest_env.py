@@ -91,7 +91,7 @@ class ImageSite:
 class Feed:
     """A consented source over ``site`` and candidates for its images on the images topic."""
 
-    def __init__(self, settings, site: ImageSite, source_id: str = "bench") -> None:  # noqa: ANN001
+    def __init__(self, settings, site: ImageSite, source_id: str = "bench") -> None:
         from consentry.catalog.sources import SourceRegistry
         from consentry.clients.broker import KafkaBroker, KafkaConfig
         from consentry.clients.objectstore import S3Config, S3ObjectStore

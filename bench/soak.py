@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consentry.core.settings import load_settings  # noqa: E402
-from consentry.infra.stack import Stack  # noqa: E402
-from tests.conftest import stack_env  # noqa: E402
-from tests.faults.conftest import Run  # noqa: E402
-from tests.ingest.site import Route, Site, noise_image  # noqa: E402
+from consentry.core.settings import load_settings
+from consentry.infra.stack import Stack
+from tests.conftest import stack_env
+from tests.faults.conftest import Run
+from tests.ingest.site import Route, Site, noise_image
 
 
 def main() -> int:

@@ -132,7 +132,7 @@ def _cv2_jpeg(data: bytes, size: tuple[int, int], orientation: int) -> np.ndarra
     return np.ascontiguousarray(turn(bgr)) if turn else bgr
 
 
-def _xmp(im, data: bytes) -> bytes | None:  # noqa: ANN001
+def _xmp(im, data: bytes) -> bytes | None:
     for key in ("xmp", "XML:com.adobe.xmp"):
         v = im.info.get(key)
         if v:
@@ -141,7 +141,7 @@ def _xmp(im, data: bytes) -> bytes | None:  # noqa: ANN001
     return m.group(0) if m else None
 
 
-def _to_rgb(im):  # noqa: ANN001, ANN202
+def _to_rgb(im):
     from PIL import Image
 
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -212,7 +212,7 @@ CROP_SIDE = 112
 CROP_MARGIN = 0.2
 
 
-def face_crop_jpeg(rgb: np.ndarray, bbox, side: int = CROP_SIDE, margin: float = CROP_MARGIN,  # noqa: ANN001
+def face_crop_jpeg(rgb: np.ndarray, bbox, side: int = CROP_SIDE, margin: float = CROP_MARGIN,
                    quality: int = 85) -> bytes:
     """A ``side``×``side`` JPEG of the face box, widened by ``margin`` of its size on each side.
 

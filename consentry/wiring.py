@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .clients.broker import KafkaBroker, Producer
     from .clients.objectstore import S3ObjectStore
     from .clients.vectors import MilvusVectorStore
-    from .crawler import CrawlLauncher, CrawlRunner
     from .core.retry import RetryPolicy
+    from .crawler import CrawlLauncher, CrawlRunner
     from .faceindex import FaceIndex
     from .indexer.audit import AuditLog
     from .indexer.auth import TokenStore
@@ -36,62 +36,62 @@ if TYPE_CHECKING:
     from .ingest.worker import IngestWorker
 
 
-def object_store(s: Settings) -> "S3ObjectStore":
+def object_store(s: Settings) -> S3ObjectStore:
     from .clients.objectstore import S3Config, S3ObjectStore
 
     return S3ObjectStore(S3Config.from_settings(s))
 
 
-def broker(s: Settings) -> "KafkaBroker":
+def broker(s: Settings) -> KafkaBroker:
     from .clients.broker import KafkaBroker, KafkaConfig
 
     return KafkaBroker(KafkaConfig.from_settings(s))
 
 
-def vector_store(s: Settings) -> "MilvusVectorStore":
+def vector_store(s: Settings) -> MilvusVectorStore:
     from .clients.vectors import MilvusVectorStore
 
     return MilvusVectorStore(s.milvus_uri, s.milvus_token.get_secret_value() if s.milvus_token else None)
 
 
-def face_index(s: Settings) -> "FaceIndex":
+def face_index(s: Settings) -> FaceIndex:
     from .faceindex import FaceIndex, IndexConfig
 
     return FaceIndex(vector_store(s), IndexConfig.from_settings(s))
 
 
-def face_model(s: Settings):  # noqa: ANN201
+def face_model(s: Settings):
     from .faces import ModelConfig, load_model
 
     return load_model(ModelConfig.from_settings(s))
 
 
-def sources(s: Settings, store=None) -> "SourceRegistry":  # noqa: ANN001
+def sources(s: Settings, store=None) -> SourceRegistry:
     from .catalog import SourceRegistry
 
     return SourceRegistry(store or object_store(s))
 
 
-def jobs(s: Settings, store=None) -> "JobStore":  # noqa: ANN001
+def jobs(s: Settings, store=None) -> JobStore:
     from .catalog import JobStore
 
     return JobStore(store or object_store(s))
 
 
-def provenance(s: Settings, store=None) -> "ProvenanceStore":  # noqa: ANN001
+def provenance(s: Settings, store=None) -> ProvenanceStore:
     from .catalog import ProvenanceStore
 
     return ProvenanceStore(store or object_store(s))
 
 
-def crawl_log(s: Settings, store=None) -> CrawlLog:  # noqa: ANN001
+def crawl_log(s: Settings, store=None) -> CrawlLog:
     from .catalog.crawllog import CrawlLog
 
     return CrawlLog(store or object_store(s))
 
 
 # --- the crawler ------------------------------------------------------------------------------------
-def crawl_launcher(s: Settings, store=None) -> CrawlLauncher:  # noqa: ANN001
+def crawl_launcher(s: Settings, store=None) -> CrawlLauncher:
     """Plans, spawns, watches, stops and resumes crawl processes (the CLI side of a crawl)."""
     from .crawler import CrawlLauncher
 
@@ -121,14 +121,14 @@ def kafka_producer_factory(s: Settings) -> Callable[[], Producer]:
     return connect
 
 
-def retry_policy(s: Settings) -> "RetryPolicy":
+def retry_policy(s: Settings) -> RetryPolicy:
     """The one retry policy for calls to outside systems (retry_max_attempts, full jitter)."""
     from .core.retry import RetryPolicy
 
     return RetryPolicy(s.retry_max_attempts, s.retry_base_delay_s, s.retry_max_delay_s)
 
 
-def audit_signer(s: Settings) -> "Signer":
+def audit_signer(s: Settings) -> Signer:
     """The audit checkpoint key: audit_signing_key, else audit_verify_key (verify only), else a key file
     created in the state directory on first use."""
     from .indexer.checkpoints import Signer, decode_key, load_or_create_key
@@ -140,7 +140,7 @@ def audit_signer(s: Settings) -> "Signer":
     return Signer(private=load_or_create_key(s.home / "audit-signing.key"))
 
 
-def audit_checkpoints(s: Settings) -> "Checkpoints":
+def audit_checkpoints(s: Settings) -> Checkpoints:
     """Signed checkpoints outside the bucket (default: one folder per bucket under the state directory)."""
     from dataclasses import replace
 
@@ -152,13 +152,13 @@ def audit_checkpoints(s: Settings) -> "Checkpoints":
     return Checkpoints(sink, audit_signer(s))
 
 
-def audit_log(s: Settings, store=None) -> "AuditLog":  # noqa: ANN001
+def audit_log(s: Settings, store=None) -> AuditLog:
     from .indexer.audit import AuditLog
 
     return AuditLog(store or object_store(s), checkpoints=audit_checkpoints(s), retry=retry_policy(s))
 
 
-def explainer(s: Settings, store=None) -> Explainer:  # noqa: ANN001
+def explainer(s: Settings, store=None) -> Explainer:
     """Answers for any URL: provenance, crawl-time refusals and page visits, erasure tombstones."""
     from .catalog import Tombstones
     from .indexer.explain import Explainer
@@ -167,13 +167,13 @@ def explainer(s: Settings, store=None) -> Explainer:  # noqa: ANN001
     return Explainer(provenance(s, store), audit_log(s, store), crawl_log(s, store), Tombstones(store))
 
 
-def optout_registry(s: Settings, store=None) -> OptOutRegistry:  # noqa: ANN001
+def optout_registry(s: Settings, store=None) -> OptOutRegistry:
     from .catalog.optouts import OptOutRegistry
 
     return OptOutRegistry(store or object_store(s))
 
 
-def optout_importer(s: Settings, store=None) -> OptOutImporter:  # noqa: ANN001
+def optout_importer(s: Settings, store=None) -> OptOutImporter:
     """Imports do-not-train lists and erases (through the Eraser) what is already indexed under them."""
     from .indexer.optouts import OptOutImporter
 
@@ -182,7 +182,7 @@ def optout_importer(s: Settings, store=None) -> OptOutImporter:  # noqa: ANN001
                           s.optout_phash_distance)
 
 
-def erasure_publisher(s: Settings):  # noqa: ANN201
+def erasure_publisher(s: Settings):
     """A callable publishing ErasureEvents on the erasures topic (flushed per event; one producer, made on
     first use and kept)."""
     import threading
@@ -192,7 +192,7 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
     lock = threading.Lock()
     producer: list[Any] = []
 
-    def publish(event) -> None:  # noqa: ANN001
+    def publish(event) -> None:
         key = (event.source_id or event.job_id or event.url_key or event.request_id).encode()
         with lock:
             if not producer:
@@ -207,14 +207,14 @@ def erasure_publisher(s: Settings):  # noqa: ANN201
     return publish
 
 
-def purger(s: Settings, index, store) -> "Purger":  # noqa: ANN001
+def purger(s: Settings, index, store) -> Purger:
     from .indexer.purge import Purger
 
     return Purger(index, store, timeout_s=s.erasure_purge_timeout_s, gc_drop_tolerance_s=s.milvus_gc_drop_tolerance_s)
 
 
-def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True,  # noqa: ANN001
-           background: bool = False) -> "Eraser":
+def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool = True,
+           background: bool = False) -> Eraser:
     """Erasure by photo, source, job or URL; the face model is loaded on the first erasure by photo.
     ``background``: verification and purge run after the receipt, in a thread (the API)."""
     from .indexer.erasure import Eraser
@@ -228,7 +228,7 @@ def eraser(s: Settings, store=None, index=None, model_loader=None, publish: bool
                   verify_inline_max_faces=s.erasure_verify_inline_max_faces, finish_in_background=background)
 
 
-def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper":  # noqa: ANN001
+def retention_sweeper(s: Settings, store=None, index=None) -> RetentionSweeper:
     """The sweep, with every registered source's current retention (capped by retention_max_days)."""
     from .indexer.retention import RetentionSweeper
 
@@ -239,13 +239,13 @@ def retention_sweeper(s: Settings, store=None, index=None) -> "RetentionSweeper"
                             retry=retry_policy(s), purger=purger(s, index, store))
 
 
-def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> "TokenStore":  # noqa: ANN001
+def token_store(s: Settings, store=None, cache_ttl_s: float = 5.0) -> TokenStore:
     from .indexer.auth import TokenStore
 
     return TokenStore(store or object_store(s), cache_ttl_s=cache_ttl_s)
 
 
-def face_search(s: Settings, store=None, index=None, model_loader=None) -> "FaceSearch":  # noqa: ANN001
+def face_search(s: Settings, store=None, index=None, model_loader=None) -> FaceSearch:
     """Search by photo or face id; the face model is loaded on the first search by photo."""
     from .indexer.search import FaceSearch, SearchLimits
 
@@ -255,8 +255,8 @@ def face_search(s: Settings, store=None, index=None, model_loader=None) -> "Face
                       strong=s.search_consistency == "strong", retry=retry_policy(s))
 
 
-def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # noqa: ANN001
-                     token_cache_s: float = 5.0) -> "Services":
+def indexer_services(s: Settings, store=None, index=None, model_loader=None,
+                     token_cache_s: float = 5.0) -> Services:
     """Everything the query API serves from."""
     from .indexer.services import Services
 
@@ -269,7 +269,7 @@ def indexer_services(s: Settings, store=None, index=None, model_loader=None,  # 
                     audit=search.audit, tokens=token_store(s, store, token_cache_s), search=search, eraser=er)
 
 
-def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN001
+def operations_view(s: Settings, store=None) -> OperationsView:
     """What the console's operations page reads: sources, jobs, the ingest drivers' /metrics, the DLQ topic."""
     from .catalog import JobStore, SourceRegistry
     from .clients.broker import KafkaConfig
@@ -281,7 +281,7 @@ def operations_view(s: Settings, store=None) -> "OperationsView":  # noqa: ANN00
                           dlq=TopicCounter(KafkaConfig.from_settings(s), s.topic_dlq, dead_letter_kind))
 
 
-def ingest_worker(s: Settings) -> "IngestWorker":
+def ingest_worker(s: Settings) -> IngestWorker:
     """An IngestWorker on the configured Kafka, S3, Milvus and model pack (module-level: Ray pickles it)."""
     from .faceindex import IndexConfig
     from .ingest.assembly import assemble

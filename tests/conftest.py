@@ -34,7 +34,7 @@ def _claim_port_base() -> int:
     import tempfile
 
     for base in _PORT_BASES:
-        fh = open(Path(tempfile.gettempdir()) / f"consentry-test-ports-{base}.lock", "w")  # noqa: SIM115
+        fh = open(Path(tempfile.gettempdir()) / f"consentry-test-ports-{base}.lock", "w")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -123,7 +123,7 @@ def milvus_server_stack(stack: Settings) -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def milvus_server(milvus_server_stack) -> str:  # noqa: ANN001
+def milvus_server(milvus_server_stack) -> str:
     """The Milvus 2.3 standalone server's URI."""
     return milvus_server_stack.s.milvus_uri
 

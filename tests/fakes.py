@@ -13,6 +13,7 @@ implements the same small interface as its real adapter in ``consentry.clients``
 from __future__ import annotations
 
 import hashlib
+import operator
 import threading
 import time
 import zlib
@@ -56,10 +57,10 @@ class MemoryBroker:
     def messages(self, topic: str) -> list[Message]:
         return sorted((m for part in self._topic(topic) for m in part), key=lambda m: (m.partition, m.offset))
 
-    def producer(self) -> "MemoryProducer":
+    def producer(self) -> MemoryProducer:
         return MemoryProducer(self)
 
-    def consumer(self, group: str, topics: Sequence[str]) -> "MemoryConsumer":
+    def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
         return MemoryConsumer(self, group, list(topics))
 
     def ensure_topics(self, topics: Iterable[str]) -> None:
@@ -206,13 +207,13 @@ class MemoryObjectStore:
         return 0
 
 
+_OPS = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
 def _match(row: dict[str, Any], conds: Sequence[Cond]) -> bool:
     for c in conds:
         v = row.get(c.field)
-        ok = {"==": lambda: v == c.value, "!=": lambda: v != c.value, ">": lambda: v > c.value,
-              ">=": lambda: v >= c.value, "<": lambda: v < c.value, "<=": lambda: v <= c.value,
-              "in": lambda: v in c.value}[c.op]()
-        if not ok:
+        if not (v in c.value if c.op == "in" else _OPS[c.op](v, c.value)):
             return False
     return True
 
@@ -331,7 +332,8 @@ class HashFaceModel:
         seed = int.from_bytes(hashlib.sha256(bgr.tobytes()).digest()[:8], "little")
         e = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
         h, w = bgr.shape[:2]
-        return [DetectedFace(bbox=(w * 0.25, h * 0.25, w * 0.75, h * 0.75), score=0.99, embedding=e / np.linalg.norm(e))]
+        box = (w * 0.25, h * 0.25, w * 0.75, h * 0.75)
+        return [DetectedFace(bbox=box, score=0.99, embedding=e / np.linalg.norm(e))]
 
     def analyze_batch(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         return [self.analyze(i) for i in images]

@@ -17,7 +17,7 @@ class _When(click.ParamType):
 
     name = "TIME"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+    def convert(self, value, param, ctx):
         if isinstance(value, datetime):
             return value
         try:
@@ -135,7 +135,7 @@ def export(ctx: CliContext, since: datetime | None, until: datetime | None, outp
 
 
 class _stdout:
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         return sys.stdout
 
     def __exit__(self, *exc: object) -> None:

@@ -24,7 +24,7 @@ def crawl() -> None:
     """
 
 
-def _launcher(ctx: CliContext):  # noqa: ANN202
+def _launcher(ctx: CliContext):
     from .. import wiring
 
     return wiring.crawl_launcher(ctx.settings)
@@ -37,7 +37,7 @@ def _summary(stats: dict[str, Any], refusals: dict[str, int]) -> str:
             f"published {stats.get('published', 0)} · refused {refused}" + (f" ({why})" if why else ""))
 
 
-def _run_foreground(ctx: CliContext, launcher, job_id: str, proc, as_json: bool) -> None:  # noqa: ANN001
+def _run_foreground(ctx: CliContext, launcher, job_id: str, proc, as_json: bool) -> None:
     """Wait for the crawl with a live status line; finish with the job's outcome and exit code."""
     from rich.console import Console
     from rich.live import Live
@@ -196,7 +196,7 @@ def resume(ctx: CliContext, job_id: str, detach: bool, as_json: bool) -> None:
 REPORT_COLUMNS = ["at", "job_id", "source_id", "what", "url", "page_url", "reason", "signals", "detail"]
 
 
-def _report_row(r) -> dict[str, Any]:  # noqa: ANN001 - a CrawlRefusal
+def _report_row(r) -> dict[str, Any]:
     return {"at": r.at.isoformat(), "job_id": r.job_id, "source_id": r.source_id, "what": r.what, "url": r.url,
             "page_url": r.page_url or "", "reason": r.reason, "detail": r.detail,
             "signals": "; ".join(f"{s.name}: {s.value}" for s in r.signals)}

@@ -26,7 +26,7 @@ def doctor(ctx: CliContext, repair: bool, as_json: bool) -> None:
     if repair:
         b = wiring.broker(s)
 
-        def republish(candidate) -> None:  # noqa: ANN001
+        def republish(candidate) -> None:
             p = b.producer()
             try:
                 p.send(s.topic_images, candidate.key.encode(), candidate.to_json())

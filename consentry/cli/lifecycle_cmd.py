@@ -49,7 +49,7 @@ def _signal_rows(signals: list[dict]) -> list[tuple]:
             for sg in signals]
 
 
-def _show(e) -> None:  # noqa: ANN001 - an Explanation
+def _show(e) -> None:
     click.echo(f"url:       {e.url}\nstatus:    {e.status} — {e.summary}")
     if e.status in ("indexed", "refused-at-ingest"):
         click.echo(f"page:      {e.page_url}\nsource:    {e.source_id} (basis: {e.basis})")
@@ -76,7 +76,7 @@ def _show(e) -> None:  # noqa: ANN001 - an Explanation
                for c in e.crawl], ["at", "job", "decision", "what", "reason", "page", "signals"])
 
 
-def _show_page(p) -> None:  # noqa: ANN001 - a PageExplanation
+def _show_page(p) -> None:
     click.echo(f"page:      {p.url}\nstatus:    {p.status} — {p.summary}")
     for v in p.visits:
         click.echo(f"  read by {v['job_id']} at {v['at'][:19]}: HTTP {v['http_status']}, {v['decision']} "
@@ -154,7 +154,7 @@ def forget(ctx: CliContext, photo: Path | None, source_name: str | None, url: st
         raise ConsentryError(f"erasure {r.request_id} left {r.verification.get('remaining')} items behind")
 
 
-def _print_erased(r) -> None:  # noqa: ANN001
+def _print_erased(r) -> None:
     click.echo(f"erasure receipt {r.request_id}  ({r.by}: {r.target})" + (f"  reference {r.reference}"
                                                                            if r.reference else ""))
     click.echo(f"  1. erased in {r.timings.get('erase_s', 0):.2f}s — matched faces: {len(r.matched_face_ids)}")
@@ -165,7 +165,7 @@ def _print_erased(r) -> None:  # noqa: ANN001
         click.echo(f"     S3 versioning {s3['versioning']}: {s3['old_versions_deleted']} old versions deleted")
 
 
-def _print_stages(r) -> None:  # noqa: ANN001
+def _print_stages(r) -> None:
     v = r.verification
     if v.get("state") == "pending":
         click.echo(f"  2. verification: pending ({v.get('method')}) — `consentry forget --finish {r.request_id}`")

@@ -20,13 +20,13 @@ def source() -> None:
     """
 
 
-def _registry(ctx: CliContext):  # noqa: ANN202
+def _registry(ctx: CliContext):
     from .. import wiring
 
     return wiring.sources(ctx.settings)
 
 
-def _rows(sources) -> list[tuple]:  # noqa: ANN001
+def _rows(sources) -> list[tuple]:
     return [(s.id, s.match, s.basis.value, s.evidence or "", s.retention_days, s.contact or "",
              f"{s.created_at:%Y-%m-%d}") for s in sources]
 
@@ -86,7 +86,7 @@ def add(ctx: CliContext, name: str, match: str, basis: str, evidence: str | None
                        f"(receipt {receipt.request_id})")
 
 
-def _record_consent_change(ctx: CliContext, old, new):  # noqa: ANN001, ANN202
+def _record_consent_change(ctx: CliContext, old, new):
     """Audit-log the change; a basis changed to `none` erases everything that came from the source."""
     from .. import wiring
     from .common import local_actor

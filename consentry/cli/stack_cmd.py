@@ -19,7 +19,7 @@ def stack() -> None:
     """
 
 
-def _print(statuses, as_json: bool) -> None:  # noqa: ANN001
+def _print(statuses, as_json: bool) -> None:
     from ..infra.stack import status_dicts
 
     if as_json:

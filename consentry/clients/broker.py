@@ -45,7 +45,7 @@ class KafkaConfig:
     client_id: str = "consentry"
 
     @classmethod
-    def from_settings(cls, s) -> KafkaConfig:  # noqa: ANN001 - Settings, kept import-free
+    def from_settings(cls, s) -> KafkaConfig:
         return cls(bootstrap=s.kafka_bootstrap, security_protocol=s.kafka_security_protocol,
                    sasl_mechanism=s.kafka_sasl_mechanism, username=s.kafka_username,
                    password=s.kafka_password.get_secret_value() if s.kafka_password else None,
@@ -161,7 +161,7 @@ class KafkaConsumerAdapter:
         except Exception as exc:
             raise _connect_error(exc, cfg) from None
 
-    def _new(self):  # noqa: ANN202
+    def _new(self):
         from kafka import KafkaConsumer
 
         cfg = self.cfg
@@ -183,7 +183,7 @@ class KafkaConsumerAdapter:
             return
         try:
             fresh = self._new()
-        except Exception as exc:  # noqa: BLE001 - broker unreachable: keep the old member, try again later
+        except Exception as exc:
             log.warning("consumer of %s unsettled for %.0fs; no new member yet: %s", self.group,
                         now - self._unsettled_since, exc)
             self._unsettled_since = now
@@ -195,7 +195,7 @@ class KafkaConsumerAdapter:
         self.replaced += 1
         try:
             old.close(autocommit=False, timeout_ms=2000)
-        except Exception:  # noqa: BLE001 - closing is best effort
+        except Exception:
             log.debug("closing the stuck consumer failed", exc_info=True)
 
     def poll(self, timeout_s: float, max_records: int | None = None) -> list[Message]:
@@ -242,7 +242,7 @@ class KafkaConsumerAdapter:
             return True
         try:
             return coordinator.stable() and not coordinator.need_rejoin() and not coordinator.coordinator_unknown()
-        except Exception:  # noqa: BLE001 - a status read must not fail the poll loop
+        except Exception:
             return False
 
     def close(self) -> None:

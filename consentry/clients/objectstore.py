@@ -28,7 +28,7 @@ class S3Config:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_settings(cls, s) -> "S3Config":  # noqa: ANN001
+    def from_settings(cls, s) -> S3Config:
         return cls(endpoint=s.s3_endpoint, access_key=s.s3_access_key,
                    secret_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
                    bucket=s.s3_bucket, region=s.s3_region)
@@ -119,7 +119,7 @@ class S3ObjectStore:
             t.update(tags)
         try:
             self._c.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
-                               metadata=metadata, tags=t)
+                               metadata=dict(metadata) if metadata else None, tags=t)
         except Exception as exc:
             raise self._err(exc, f"put {key}") from None
 

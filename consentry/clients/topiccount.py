@@ -71,7 +71,7 @@ class TopicCounter:
                     for r in records:
                         self._tally[self.classify(r.value)] += 1
                 error = None
-            except Exception as exc:  # noqa: BLE001 - the page shows the broker as unreachable
+            except Exception as exc:
                 self._close()
                 empty, error = 0, str(BrokerError(f"reading {self.topic}: {type(exc).__name__}: {exc}"))
             return TopicCount(self.topic, sum(self._tally.values()), dict(self._tally), empty >= 2, error)
@@ -80,7 +80,7 @@ class TopicCounter:
         if self._consumer is not None:
             try:
                 self._consumer.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:
                 pass
             self._consumer = None
 

@@ -197,7 +197,7 @@ class MilvusVectorStore:
                     if ("released" in msg or "load()" in msg) and a and attempt < self.CALL_ATTEMPTS:
                         try:  # Milvus restarted: collections come back released
                             self.client.load_collection(a[0])
-                        except Exception:  # noqa: BLE001 - the retry below reports what is still wrong
+                        except Exception:
                             pass
                 if not transient or attempt == self.CALL_ATTEMPTS:
                     raise VectorStoreError(f"Milvus {what}: {type(exc).__name__}: {msg[:300]}",

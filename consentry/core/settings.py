@@ -320,7 +320,7 @@ class _FileSource(PydanticBaseSettingsSource):
         return data
 
 
-def load_settings(**overrides: Any) -> "Settings":
+def load_settings(**overrides: Any) -> Settings:
     """Build the settings, turning validation errors into a one-line ConfigError."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -62,7 +62,7 @@ class HostFiles:
         except IgnoreRequest as exc:
             stats.inc_value("crawler/hostfiles/refused")
             return HostFile(url, None, error=f"not fetched: {exc}")
-        except Exception as exc:  # noqa: BLE001 - network errors after retries: the file is unreachable
+        except Exception as exc:
             stats.inc_value("crawler/hostfiles/unreachable")
             log.warning("%s unreachable: %s: %s", url, type(exc).__name__, exc)
             return HostFile(url, None, error=f"{type(exc).__name__}: {exc}")

@@ -110,7 +110,7 @@ class KafkaPublishPipeline:
             if self.producer is not None:
                 try:
                     await self._in_thread(self.producer.close)
-                except Exception as exc:  # noqa: BLE001 - closing is best effort; what matters was recorded above
+                except Exception as exc:
                     log.warning("closing the Kafka producer: %s", exc)
 
     async def process_item(self, item: Any) -> Any:

@@ -57,7 +57,7 @@ class PolicyResolver(CachingThreadedResolver):
         return cls(reactor, s.getint("DNSCACHE_SIZE") if s.getbool("DNSCACHE_ENABLED") else 0,
                    s.getfloat("DNS_TIMEOUT"), s.getbool("CONSENTRY_ALLOW_PRIVATE_NETWORKS"))
 
-    def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:  # noqa: N802 (Twisted's name)
+    def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
         return super().getHostByName(name, timeout).addCallback(self.checked, name)
 
     def checked(self, address: str, name: str) -> str:

@@ -137,7 +137,7 @@ class CrawlRunner:
         })
         return out
 
-    def _progress_sink(self, job: CrawlJob):  # noqa: ANN202
+    def _progress_sink(self, job: CrawlJob):
         def sink(counters: dict[str, int], refusals: dict[str, int]) -> None:
             self.jobs.put(job.model_copy(update={"state": JobState.RUNNING, "stats": counters, "refusals": refusals}))
         return sink

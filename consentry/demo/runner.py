@@ -38,7 +38,7 @@ class DemoFailed(ConsentryError):
 
 
 class Demo:
-    def __init__(self, settings: Settings, keep: bool = False, echo=click.echo) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, keep: bool = False, echo=click.echo) -> None:
         self.s = settings
         self.keep = keep
         self.echo = echo
@@ -216,7 +216,7 @@ class Demo:
         try:
             broker = wiring.broker(s)
             broker.delete_topics([t for t in broker.topics() if t.startswith(f"demo-{self.run_id}.")])
-        except Exception:  # noqa: BLE001 - topics of a finished demo are harmless; never fail the demo on cleanup
+        except Exception:
             pass
 
 

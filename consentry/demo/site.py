@@ -110,7 +110,7 @@ class DemoSite:
         class Handler(BaseHTTPRequestHandler):
             server_version = "ConsentryDemo/1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 site.hits[path] = site.hits.get(path, 0) + 1
                 res = site.resources.get(path)
@@ -125,7 +125,7 @@ class DemoSite:
                 self.end_headers()
                 self.wfile.write(res.body)
 
-            def log_message(self, *args) -> None:  # noqa: ANN002
+            def log_message(self, *args) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -138,6 +138,6 @@ class DemoSite:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()

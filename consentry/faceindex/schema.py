@@ -35,7 +35,7 @@ class IndexConfig:
     lite_max_faces: int = 200_000  # above this, embedded milvus-lite is too slow: warn (doctor, API start)
 
     @classmethod
-    def from_settings(cls, s) -> IndexConfig:  # noqa: ANN001
+    def from_settings(cls, s) -> IndexConfig:
         return cls(collection=s.milvus_collection, suppression_collection=s.milvus_suppression_collection,
                    index_type=s.milvus_index_type, hnsw_m=s.milvus_hnsw_m,
                    hnsw_ef_construction=s.milvus_hnsw_ef_construction, search_ef=s.milvus_search_ef,

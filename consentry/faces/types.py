@@ -40,7 +40,7 @@ class ModelConfig:
     rec_batch: int = 64  # aligned faces per recogniser call, across images
 
     @classmethod
-    def from_settings(cls, s) -> ModelConfig:  # noqa: ANN001
+    def from_settings(cls, s) -> ModelConfig:
         det_batch = s.model_det_batch or (32 if s.model_device == "cuda" else 1)
         return cls(pack=s.model_pack, model_dir=s.model_dir, device=s.model_device, threads=s.model_threads,
                    det_size=s.model_det_size, min_face=s.face_min_size, min_score=s.face_min_score,

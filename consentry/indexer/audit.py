@@ -75,7 +75,7 @@ class AuditLog:
     #: the background head hint / checkpoint is written at most this often (the newest entry each time)
     HINT_INTERVAL_S = 0.25
 
-    def __init__(self, store: ObjectStore, clock=time.time, checkpoints: Checkpoints | None = None,  # noqa: ANN001
+    def __init__(self, store: ObjectStore, clock=time.time, checkpoints: Checkpoints | None = None,
                  retry: RetryPolicy = NO_RETRY) -> None:
         self.store = store
         self.clock = clock
@@ -187,7 +187,7 @@ class AuditLog:
             self.store.put(HEAD, json.dumps({"seq": entry["seq"]}).encode(), content_type="application/json")
             if self.checkpoints is not None and entry["action"] not in CHECKPOINT_NOW:  # those are written already
                 self.checkpoints.write(entry["seq"], entry["hash"], entry["at"])
-        except Exception:  # noqa: BLE001 - the entry itself is durable; the next append writes both again
+        except Exception:
             log.warning("audit: could not write the head hint / checkpoint for entry %d", entry["seq"],
                         exc_info=True)
 

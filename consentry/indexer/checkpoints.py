@@ -228,7 +228,7 @@ class Checkpoints:
         return cp.key_id == self.signer.key_id and self.signer.valid(cp.message(), cp.signature)
 
 
-def sink_for(target: str, store_for_bucket) -> Sink:  # noqa: ANN001 - callable(bucket) -> ObjectStore
+def sink_for(target: str, store_for_bucket) -> Sink:
     """A sink from ``file:///path`` or ``s3://bucket/prefix``."""
     u = urlparse(target)
     if u.scheme == "file":

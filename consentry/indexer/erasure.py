@@ -364,7 +364,7 @@ class Eraser:
     def _finish_logged(self, request_id: str) -> None:
         try:
             self.finish(request_id)
-        except Exception:  # noqa: BLE001 - the receipt stays pending; `consentry forget --finish` completes it
+        except Exception:
             log.exception("erasure %s: verification / purge failed", request_id)
 
     # ------------------------------------------------------------------ receipts
@@ -386,7 +386,7 @@ class Eraser:
         if self.publish is not None:
             try:
                 self.publish(event)
-            except Exception:  # noqa: BLE001 - the erasure is done and recorded; in-flight work is re-checked too
+            except Exception:
                 log.exception("could not publish erasure event %s", r.request_id)
         if self._background is not None:  # the API: verification (if still pending) and purge after answering
             self._background.submit(self._finish_logged, r.request_id)

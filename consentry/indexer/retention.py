@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..catalog.crawllog import CrawlLog
 from ..catalog import ProvenanceStore
+from ..catalog.crawllog import CrawlLog
 from ..core.retry import NO_RETRY, RetryPolicy
 from ..faceindex import FaceIndex
 from .audit import AuditLog
@@ -62,17 +62,17 @@ class RetentionSweeper:
         self.source_retention_days = dict(source_retention_days or {})
         self.batch = batch
 
-    def _selections(self, now: int) -> list[dict[str, int | str]]:
+    def _selections(self, now: int) -> list[dict[str, Any]]:
         """Disjoint face selections to delete: the expired, then per source the unexpired but too old."""
-        out: list[dict[str, int | str]] = [{"expired_before": now}]
+        out: list[dict[str, Any]] = [{"expired_before": now}]
         for source_id, days in sorted(self.source_retention_days.items()):
             out.append({"source_id": source_id, "ingested_before": now - days * 86400, "unexpired_at": now})
         return out
 
-    def _count(self, sel: dict[str, int | str]) -> int:
+    def _count(self, sel: dict[str, Any]) -> int:
         return self.retry.call(lambda: self.index.count(**sel), "count expired faces")
 
-    def _face_ids(self, sel: dict[str, int | str]) -> list[str]:
+    def _face_ids(self, sel: dict[str, Any]) -> list[str]:
         return self.retry.call(lambda: self.index.face_ids(**sel), "list expired faces")
 
     def _rows(self, ids: list[str]) -> list[dict[str, Any]]:

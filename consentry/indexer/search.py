@@ -82,7 +82,7 @@ class SearchLimits:
     max_query_faces: int = 20
 
     @classmethod
-    def from_settings(cls, s) -> SearchLimits:  # noqa: ANN001
+    def from_settings(cls, s) -> SearchLimits:
         return cls(default_top_k=min(s.search_default_top_k, s.api_max_top_k), max_top_k=s.api_max_top_k,
                    threshold=s.search_threshold, max_pixels=s.image_max_pixels)
 

@@ -182,7 +182,7 @@ def _group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def wait_until(check, timeout_s: float, interval: float = 0.2) -> bool:  # noqa: ANN001
+def wait_until(check, timeout_s: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():

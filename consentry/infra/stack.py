@@ -156,7 +156,7 @@ class Stack:
         self.ray.start(timeout_s=120)
 
     def _start(self, name: str, argv: list[str], env: dict[str, str], host: str, port: int,
-               healthy, timeout_s: float, cwd: Path | None = None) -> None:  # noqa: ANN001
+               healthy, timeout_s: float, cwd: Path | None = None) -> None:
         proc = self.procs[name]
         if proc.pid():
             if wait_until(healthy, timeout_s):
@@ -189,7 +189,7 @@ class Stack:
         env = {"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk}
         self._start("seaweedfs", argv, env, self.s3_host, p, lambda: self._s3_ok(ak, sk), 60)
 
-    def _s3_client(self, ak: str, sk: str):  # noqa: ANN202
+    def _s3_client(self, ak: str, sk: str):
         import urllib3
         from minio import Minio
 

@@ -28,7 +28,7 @@ from .write import Writer
 
 
 def assemble(cfg: IngestConfig, broker: Broker, store: ObjectStore, vectors: VectorStore, index_cfg: IndexConfig,
-             model: FaceModel, resolver: Resolver = system_resolver, transport=None) -> IngestWorker:  # noqa: ANN001
+             model: FaceModel, resolver: Resolver = system_resolver, transport=None) -> IngestWorker:
     """An IngestWorker over any clients (real or in-memory fakes); joins ``cfg.group``."""
     index = FaceIndex(vectors, index_cfg)
     index.ensure()

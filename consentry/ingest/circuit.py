@@ -74,7 +74,7 @@ class Circuit:
     def _probe(self) -> dict[str, bool]:
         try:
             return dict(self.probe())
-        except Exception as exc:  # noqa: BLE001 - a probe that raises means "not yet"
+        except Exception as exc:
             log.debug("probe failed: %s", exc)
             return {"probe": False}
 

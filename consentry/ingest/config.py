@@ -17,7 +17,7 @@ class FetchConfig:
     robots_token: str = "consentry"
 
     @classmethod
-    def from_settings(cls, s) -> FetchConfig:  # noqa: ANN001 - Settings
+    def from_settings(cls, s) -> FetchConfig:
         return cls(user_agent=s.user_agent, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes,
                    max_redirects=s.fetch_max_redirects, allow_private=s.allow_private_networks,
                    robots_token=s.crawl_robots_token)
@@ -48,7 +48,7 @@ class IngestConfig:
     optout_phash_distance: int = 6  # do-not-train lists: perceptual-hash match distance (issue 17)
 
     @classmethod
-    def from_settings(cls, s) -> IngestConfig:  # noqa: ANN001 - Settings
+    def from_settings(cls, s) -> IngestConfig:
         return cls(topic_images=s.topic_images, topic_dlq=s.topic_dlq, group=s.kafka_consumer_group,
                    fetch=FetchConfig.from_settings(s), max_pixels=s.image_max_pixels, min_side=s.image_min_side,
                    suppression_threshold=s.suppression_threshold, retention_max_days=s.retention_max_days,

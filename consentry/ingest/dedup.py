@@ -34,7 +34,7 @@ class Deduper:
         self.provenance = provenance
 
     @staticmethod
-    def fingerprint(body: bytes, rgb) -> Fingerprint:  # noqa: ANN001 - numpy array
+    def fingerprint(body: bytes, rgb) -> Fingerprint:
         return Fingerprint(sha256=sha256_hex(body), phash=phash(rgb))
 
     def earlier(self, sha256: str, ukey: str, model_id: str) -> Sighting:

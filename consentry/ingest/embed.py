@@ -167,7 +167,7 @@ class FaceStage:
             chunk = list(images[k:k + self.batch])
             try:
                 out.extend(self._clean(f) for f in self.model.analyze_batch(chunk))
-            except Exception:  # noqa: BLE001 - isolate the image that breaks the batch
+            except Exception:
                 out.extend(self._one(img) for img in chunk)
         return out
 
@@ -176,7 +176,7 @@ class FaceStage:
             return self._clean(self.model.analyze(img))
         except ConsentryError as exc:
             return ModelError(f"face model failed: {exc}", reason=getattr(exc, "reason", "model"))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime / OpenCV errors, translated at this edge
+        except Exception as exc:
             return ModelError(f"face model failed: {type(exc).__name__}: {exc}")
 
     @staticmethod

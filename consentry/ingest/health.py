@@ -38,7 +38,7 @@ class HealthServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 stats = server.latest
                 if self.path == "/healthz":
                     self._send(200, "application/json", json.dumps({"status": "ok"}))

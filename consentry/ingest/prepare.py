@@ -153,13 +153,13 @@ class Preparer:
 
 
 def failed_provenance(e: Evidence | None, v: Verdict | None, reason: str, retention_max_days: int,
-                      http_status: int | None = None):  # noqa: ANN201 - Provenance | None
+                      http_status: int | None = None):
     if e is None:
         return None
     extra: dict[str, Any] = {"http_status": http_status} if http_status is not None else {}
     try:
         return e.provenance(v, Decision.REFUSE, reason, retention_max_days, **extra)
-    except Exception:  # noqa: BLE001 - the dead letter alone still says why
+    except Exception:
         log.exception("no provenance for the failed record %s", e.candidate.url[:200])
         return None
 
@@ -172,5 +172,5 @@ def _pixels(body: bytes) -> int:
         with Image.open(io.BytesIO(body)) as im:
             w, h = im.size
             return int(w) * int(h)
-    except Exception:  # noqa: BLE001 - decode() reports what is wrong with the bytes
+    except Exception:
         return 0

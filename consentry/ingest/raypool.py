@@ -51,7 +51,7 @@ def connect_ray(address: str | None, env: Mapping[str, str], timeout_s: float, l
         try:
             ray.init(address=address, **kw)
             return
-        except Exception as exc:  # noqa: BLE001 - translated at the edge, below
+        except Exception as exc:
             ray.shutdown()
             what = f"Ray at {address}" if address else "a local Ray"
             if time.monotonic() + 2.0 >= deadline:

@@ -117,7 +117,7 @@ class WorkerLoop:
         try:
             assignment = frozenset(consumer.assignment())
             settled = consumer.settled()
-        except Exception:  # noqa: BLE001 - a status read must not kill the loop
+        except Exception:
             assignment, settled = self.assignment, False
         with self._lock:
             # a group that is (re)joining or looking for its coordinator polls nothing without reading:

@@ -224,7 +224,7 @@ def _scopes(o: Refused | ReadyToWrite) -> list[tuple[str, str]]:
     return [("source", c.source_id), ("job", c.job_id), ("url", c.key)]
 
 
-def _discovered(o: Refused | ReadyToWrite):  # noqa: ANN202 - datetime
+def _discovered(o: Refused | ReadyToWrite):
     from ..core.records import ImageCandidate
 
     return ImageCandidate.from_json(o.msg.value).discovered_at

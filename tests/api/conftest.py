@@ -20,7 +20,7 @@ from ..indexer.corpus import detected, face_model, index_corpus  # noqa: F401  (
 class LiveServer:
     """uvicorn in a thread of the test process, on a port the OS picked."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -30,7 +30,7 @@ class LiveServer:
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -66,7 +66,7 @@ class Api:
     faces: dict
     tokens: dict[str, str] = field(default_factory=dict)
 
-    def client(self, role: str | None = None, **kw) -> httpx.Client:  # noqa: ANN003
+    def client(self, role: str | None = None, **kw) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kw)
 

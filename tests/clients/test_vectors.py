@@ -3,8 +3,7 @@ import uuid
 import numpy as np
 import pytest
 
-from consentry.clients.vectors import (CollectionSpec, Cond, FieldSpec, IndexSpec,
-                                       MilvusVectorStore, literal, render)
+from consentry.clients.vectors import CollectionSpec, Cond, FieldSpec, IndexSpec, MilvusVectorStore, literal, render
 from consentry.core.errors import SchemaMismatch, VectorStoreError
 from tests.fakes import MemoryVectorStore
 

@@ -66,7 +66,7 @@ class SiteServer:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 hit = Hit(self.path, self.headers.get("User-Agent", ""), time.monotonic())
                 with site._lock:
                     site.hits.append(hit)

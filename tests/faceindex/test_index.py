@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from consentry.clients.vectors import MilvusVectorStore
-from consentry.core.errors import SchemaMismatch, VectorStoreError
+from consentry.core.errors import RecordError, SchemaMismatch, VectorStoreError
 from consentry.core.records import ConsentState, Face, sha256_hex
 from consentry.faceindex import FaceIndex, IndexConfig
 from tests.fakes import MemoryVectorStore
@@ -57,7 +57,7 @@ def test_filters_delete_and_suppression(index):
     assert {m.source_id for m in only_b} == {"src-b"}
     assert index.delete_where(source_id="src-a") == 3
     assert index.count() == 2
-    with pytest.raises(Exception):
+    with pytest.raises(RecordError, match="not a valid identifier"):  # an injection is refused, not quoted
         index.search([a[0].embedding], "m1", 10, 0.0, source_ids=['src-b" or source_id != "x'])
     person = rng.normal(size=512)
     index.suppress([person], "m1", "req-1")
@@ -106,7 +106,7 @@ def test_schema_and_index_on_both_milvus_flavours(milvus_uri, index_type):
     def ensure():  # the API's threads ensure the collections at once on first use
         try:
             index.ensure()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=ensure) for _ in range(4)]

@@ -125,7 +125,7 @@ class Run:
         """Provenance records written so far (0 while S3 is unreachable)."""
         try:
             return sum(1 for _ in self.store.list("provenance/"))
-        except Exception:  # noqa: BLE001 - S3 may be the thing that is down
+        except Exception:
             return 0
 
     def wait_progress(self, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -135,7 +135,7 @@ class Run:
             assert time.monotonic() < deadline, f"no progress to {n} records"
             time.sleep(0.2)
 
-    def wait_request(self, matches, proc: subprocess.Popen, timeout: float = 120) -> None:  # noqa: ANN001
+    def wait_request(self, matches, proc: subprocess.Popen, timeout: float = 120) -> None:
         """Until the site has been asked for a path that ``matches``."""
         deadline = time.monotonic() + timeout
         while not any(matches(p) for p in list(self.site.requests) if p in self.site.routes):
@@ -206,7 +206,7 @@ class Run:
 
 
 @pytest.fixture
-def run(fault_stack) -> Iterator[Run]:  # noqa: ANN001
+def run(fault_stack) -> Iterator[Run]:
     _st, env = fault_stack
     tag = uuid.uuid4().hex[:8]
     env = {**env, "CONSENTRY_TOPIC_PREFIX": f"f{tag}.", "CONSENTRY_MILVUS_COLLECTION": f"faces_{tag}",

@@ -22,7 +22,7 @@ class GatedFaceModel(HashFaceModel):
         self.gate = Path(gate) if gate else None
         self.hold_call = int(os.environ.get("CONSENTRY_TEST_MODEL_HOLD_CALL", "2"))
 
-    def analyze_batch(self, images):  # noqa: ANN001, ANN201
+    def analyze_batch(self, images):
         self.calls += 1
         if self.gate is not None and self.calls == self.hold_call:
             waiting = self.gate.with_suffix(".waiting")

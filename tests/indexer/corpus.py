@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ from consentry.faceindex import FaceIndex
 SOURCE = "press-archive"
 JOB = "job-2026-01"
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg", "astronaut.png")
-FETCHED_AT = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+FETCHED_AT = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

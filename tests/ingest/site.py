@@ -35,7 +35,7 @@ class Site:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 site.requests.append(self.path)
                 site.user_agents.add(self.headers.get("User-Agent", ""))
                 r = site.routes.get(self.path)
@@ -115,7 +115,7 @@ def jpeg_with_xmp(jpeg: bytes, xmp: bytes = DMI_XMP) -> bytes:
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
-def to_jpeg(path_or_bytes, quality: int = 92) -> bytes:  # noqa: ANN001
+def to_jpeg(path_or_bytes, quality: int = 92) -> bytes:
     from PIL import Image
 
     src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes

@@ -24,7 +24,7 @@ class Clock:
         return self.now
 
 
-def steps_until(loop: WorkerLoop, done, stop: threading.Event, limit: int = 2000) -> None:  # noqa: ANN001
+def steps_until(loop: WorkerLoop, done, stop: threading.Event, limit: int = 2000) -> None:
     for _ in range(limit):
         if done():
             return

@@ -28,7 +28,7 @@ class HeldStore(MemoryObjectStore):
         self.fail_key: str | None = None
         self.fail_times = 0
 
-    def put(self, key, data, content_type="application/octet-stream", metadata=None, tags=None):  # noqa: ANN001
+    def put(self, key, data, content_type="application/octet-stream", metadata=None, tags=None):
         if key.startswith("provenance/"):
             self.release.wait(30)
             if self.fail_key and self.fail_key in key and self.fail_times > 0:

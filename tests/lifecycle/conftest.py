@@ -15,9 +15,9 @@ from consentry.catalog import ProvenanceStore
 from consentry.clients.objectstore import S3Config, S3ObjectStore
 from consentry.clients.vectors import MilvusVectorStore
 from consentry.core.records import Basis, Decision, Face, FaceRef, Provenance, sha256_hex, url_key
+from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.faces import ModelConfig, load_model
 from consentry.imaging import decode
-from consentry.faceindex import FaceIndex, IndexConfig
 from consentry.indexer.audit import AuditLog
 from tests.fakes import MemoryObjectStore, MemoryVectorStore
 

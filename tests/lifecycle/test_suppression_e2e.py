@@ -9,7 +9,6 @@ import json
 from consentry.core.records import ImageCandidate, url_key
 from consentry.indexer.explain import Explainer
 from consentry.wiring import eraser
-
 from tests.ingest.site import Route, Site
 from tests.ingest.stackhelp import Env, settings_for
 

@@ -31,7 +31,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
     def backoff(self, retry_times: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** max(0, retry_times - 1)) * random.uniform(0.5, 1.0)
 
-    def _retry(self, request: Request, reason):  # noqa: ANN001, ANN202 - Scrapy's signature
+    def _retry(self, request: Request, reason):
         new = super()._retry(request, reason)
         if new is not None:
             delay = self.backoff(int(new.meta.get("retry_times", 1)))

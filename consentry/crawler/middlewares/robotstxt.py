@@ -67,7 +67,7 @@ class RobotsRules:
             return None
         try:
             delay = self.parser.crawl_delay(self.token)
-        except Exception:  # noqa: BLE001 - a parser that cannot tell
+        except Exception:
             return None
         return float(delay) if delay else None
 

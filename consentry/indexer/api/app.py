@@ -53,7 +53,7 @@ def _check_schema(services: Services) -> None:
     """Create the collections on first use, check their schema on later starts (logged, not fatal)."""
     try:
         services.index.ensure()
-    except Exception as exc:  # noqa: BLE001 - readiness reports it too
+    except Exception as exc:
         log.error("face index not ready: %s", exc)
 
 

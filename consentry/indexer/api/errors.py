@@ -27,8 +27,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...core.errors import (AccessDenied, ConsentryError, DependencyError, ImageRejected, ModelError, NoFaceFound,
-                            NotFound, RecordError)
+from ...core.errors import (
+    AccessDenied,
+    ConsentryError,
+    DependencyError,
+    ImageRejected,
+    ModelError,
+    NoFaceFound,
+    NotFound,
+    RecordError,
+)
 
 log = logging.getLogger("consentry.api")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Annotated
 
@@ -19,7 +19,7 @@ Auditor = Annotated[Principal, Depends(require(Role.AUDITOR))]
 
 
 def _utc(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
 @router.get("/entries", response_model=AuditEntries, summary="Audit entries in a time range (oldest first)")

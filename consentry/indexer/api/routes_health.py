@@ -20,14 +20,14 @@ async def healthz(request: Request) -> Health:
     return Health(status="ok", model_pack=pack, model_licence=pack_licence(pack))
 
 
-async def _check(fn) -> Check:  # noqa: ANN001
+async def _check(fn) -> Check:
     try:
         with anyio.fail_after(CHECK_TIMEOUT_S):
             await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
         return Check(ok=True)
     except TimeoutError:
         return Check(ok=False, error=f"no answer in {CHECK_TIMEOUT_S:.0f}s")
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:
         return Check(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
 
     results: dict[str, Check] = {}
 
-    async def run(name: str, fn) -> None:  # noqa: ANN001
+    async def run(name: str, fn) -> None:
         results[name] = await _check(fn)
 
     async with anyio.create_task_group() as tg:
