@@ -71,6 +71,10 @@ class Reconciler:
                 rep.provenance_missing_faces[p.url] = missing
         if repair:
             rep.repaired["orphan_faces_deleted"] = self.index.delete(rep.faces_without_provenance)
+            # their crops, if any were kept, are as unexplained as the faces
+            store = self.provenance.store
+            crops = [k for k in map(self.provenance.crop_key, rep.faces_without_provenance) if store.exists(k)]
+            rep.repaired["orphan_crops_deleted"] = store.delete_many(crops)
             n = 0
             if self.republish is not None:
                 # face rows live under the URL that was embedded; a duplicate URL reuses them, so

@@ -153,6 +153,8 @@ class Writer:
         try:
             if prov.face_ids and isinstance(o, ReadyToWrite):
                 self.retry.call(lambda: self.index.delete(prov.face_ids), "delete erased faces")
+                crops = [ProvenanceStore.crop_key(f) for f in prov.face_ids]  # written just before, if kept
+                self.retry.call(lambda: self.store.delete_many(crops), "delete erased crops")
             self.retry.call(lambda: self.provenance.remove(prov), "remove provenance")
         except DependencyError as exc:
             return Transient(o.msg, "ingest.tombstones", exc)

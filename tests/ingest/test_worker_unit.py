@@ -334,7 +334,7 @@ def test_records_of_a_source_erased_in_flight_are_dropped_but_later_crawls_are_n
     from consentry.catalog import Tombstones
     from consentry.core.records import utcnow
 
-    rig = make_rig(site)
+    rig = make_rig(site, store_crops=True)
     rig.add_source("family")
     site.routes["/old.png"] = Route(noise_image(71), headers=PNG)
     site.routes["/new.png"] = Route(noise_image(72), headers=PNG)
@@ -345,6 +345,8 @@ def test_records_of_a_source_erased_in_flight_are_dropped_but_later_crawls_are_n
     assert rig.drain() == 2
     assert rig.prov("/old.png") is None and rig.faces_for("/old.png") == 0  # written, then undone
     assert rig.prov("/new.png").decision.value == "index" and rig.faces_for("/new.png") == 1
+    crops = sorted(rig.store.list("crops/"))  # the erased record's crop went with its face
+    assert [k.rsplit("/", 1)[-1].removesuffix(".jpg") for k in crops] == rig.prov("/new.png").face_ids
     assert rig.worker.stats.snapshot()["refused_by_reason"] == {"erased": 1}
     assert rig.dead_letters() == []
 

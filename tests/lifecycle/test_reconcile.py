@@ -18,6 +18,8 @@ def test_doctor_finds_and_repairs_both_kinds_of_drift(world, photos):
                   job_id="job-1", model_id=world.model.model_id, ingested_at=int(time.time()),
                   expires_at=int(time.time()) + 60)
     world.index.upsert([orphan])  # in Milvus with no provenance
+    crop = world.provenance.crop_key(orphan.face_id)
+    world.provenance.store.put(crop, b"\xff\xd8 a crop", content_type="image/jpeg")  # and its crop
 
     republished: list[ImageCandidate] = []
     doc = Reconciler(world.index, world.provenance, republished.append)
@@ -28,7 +30,8 @@ def test_doctor_finds_and_repairs_both_kinds_of_drift(world, photos):
     assert republished == []  # report only
 
     rep = doc.run(repair=True)
-    assert rep.repaired == {"orphan_faces_deleted": 1, "images_republished": 1}
+    assert rep.repaired == {"orphan_faces_deleted": 1, "orphan_crops_deleted": 1, "images_republished": 1}
+    assert not world.provenance.store.exists(crop)
     assert [c.url for c in republished] == [SITE + "obama.jpg"]
     assert world.index.count() == len(good.face_ids)
     assert doc.run().faces_without_provenance == []
