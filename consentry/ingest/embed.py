@@ -34,11 +34,6 @@ from .prepare import failed_provenance
 log = logging.getLogger("consentry.ingest.embed")
 
 
-def crop_jpeg(rgb: np.ndarray, bbox: Sequence[float]) -> bytes:
-    """The stored crop of one face: a 112x112 JPEG of its box with a small margin."""
-    return face_crop_jpeg(rgb, bbox)
-
-
 @dataclass(frozen=True)
 class _Embedded:
     """What a later record with the same bytes reuses: the leader's faces and decision inputs."""
@@ -123,7 +118,7 @@ class FaceStage:
                               source_id=c.source_id, job_id=c.job_id, model_id=self.model_id,
                               ingested_at=int(now.timestamp()), expires_at=int(expires.timestamp()))
             if self.store_crops:
-                crops[fid] = crop_jpeg(i.evidence.image.rgb, f.bbox)  # type: ignore[union-attr]
+                crops[fid] = face_crop_jpeg(i.evidence.image.rgb, f.bbox)  # type: ignore[union-attr]
         refs = tuple(FaceRef(face_id=f.face_id, bbox=f.bbox, score=f.det_score) for f in faces.values())
         self._remember(i.sha256, _Embedded(c.url, self.model_id, tuple(faces.values()), refs, len(found),
                                            sum(suppressed)))

@@ -64,18 +64,32 @@ class CuttableProxy:
                 except OSError:
                     pass
 
-    def cut(self, seconds: float) -> None:
-        """Reset every connection, refuse new ones for ``seconds``, then accept again."""
-        self._listener.close()
+    def down(self) -> None:
+        """Reset every connection and refuse new ones until :meth:`up`.
+
+        ``shutdown`` before ``close``: closing a socket that another thread is blocked on (in ``accept`` or
+        ``recv``) does not end that call on Linux, and the connection would live on."""
+        listener = self._listener
+        try:
+            listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        listener.close()
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
-            try:
+            try:  # linger 0: the close that follows (in the pump threads) sends a reset, not a FIN
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 s.close()
             except OSError:
                 pass
-        time.sleep(seconds)
+
+    def up(self) -> None:
+        """Accept connections again, on the same port."""
         self._listener = self._listen(self.port)
 
     def close(self) -> None:

@@ -83,9 +83,10 @@ def test_pipeline_survives_a_server_going_away(fault_stack, run, service, second
 
 @pytest.mark.milvus_server
 def test_milvus_server_unreachable_during_ingest(run, milvus_server):
-    """Milvus 2.3 server mode behind a proxy that resets every connection and refuses new ones for 8 s
-    (a restart as the clients see it; restarting Milvus 2.3.5-lite standalone itself hangs on its
-    stale etcd sessions, see docs/operations.md)."""
+    """Milvus 2.3 server mode behind a proxy that resets every connection and refuses new ones for at
+    least 8 s and until the worker has left the held batch for redelivery (a restart as the clients see
+    it; restarting Milvus 2.3.5-lite standalone itself hangs on its stale etcd sessions, see
+    docs/operations.md)."""
     port = int(milvus_server.rsplit(":", 1)[1])
     proxy = CuttableProxy(port)
     try:
@@ -98,12 +99,14 @@ def test_milvus_server_unreachable_during_ingest(run, milvus_server):
         run.produce()
         proc = run.ingest()
         run.wait_request(lambda path: path in paths, proc)
-        cutter = threading.Thread(target=proxy.cut, args=(8,))
-        cutter.start()
-        time.sleep(0.5)
-        gate.set()  # the held batch meets the cut
-        run.wait_log(proc, "left for redelivery", timeout=60)
-        cutter.join()
+        proxy.down()
+        t = time.monotonic()
+        try:
+            gate.set()  # the held batch meets the cut, which lasts until the worker has felt it
+            run.wait_log(proc, "left for redelivery", timeout=120)
+            time.sleep(max(0.0, 8 - (time.monotonic() - t)))
+        finally:
+            proxy.up()
         assert proc.poll() is None
         totals = run.finish(proc)
         assert totals["redelivered"] >= 1 and fetched_again(run, paths), totals

@@ -1,5 +1,6 @@
 import json
 import threading
+import uuid
 
 import pytest
 
@@ -17,9 +18,14 @@ def checkpoints(path, key=None):
 def store(request):
     if request.param == "memory":
         return MemoryObjectStore()
-    store = request.getfixturevalue("object_store")
-    for k in list(store.list("audit/")):
-        store.delete(k)
+    # a bucket of its own: these tests cut and rewrite the log, which must not touch the session's audit log
+    # (its checkpoints, under the session's home, would then no longer match it)
+    from consentry.clients.objectstore import S3Config, S3ObjectStore
+
+    settings = request.getfixturevalue("settings")
+    cfg = S3Config.from_settings(settings.model_copy(update={"s3_bucket": f"audit-{uuid.uuid4().hex[:12]}"}))
+    store = S3ObjectStore(cfg)
+    store.ensure_bucket()
     return store
 
 
