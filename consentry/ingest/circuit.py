@@ -20,6 +20,8 @@ Probe = Callable[[], dict[str, bool]]
 
 
 class Circuit:
+    REMIND_S = 30.0  # while open, say at most this often what it is waiting for
+
     def __init__(self, probe: Probe, base_delay_s: float = 0.5, max_delay_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.probe = probe
@@ -30,6 +32,7 @@ class Circuit:
         self.down: list[str] = []
         self.openings = 0
         self._attempt = 0
+        self._said_at: float | None = None  # when "still waiting" was last logged
         self._lock = threading.Lock()
 
     @property
@@ -46,15 +49,23 @@ class Circuit:
     def try_close(self) -> bool:
         """Probe once; close the circuit (True) when every dependency answers."""
         results = self._probe()
+        down = sorted(k for k, ok in results.items() if not ok)
         with self._lock:
-            self.down = sorted(k for k, ok in results.items() if not ok)
-            if self.down:
+            self.down = down
+            now = self.clock()
+            opened = self.opened_at if self.opened_at is not None else now
+            if down:
                 self._attempt += 1
-                return False
-            took = self.clock() - (self.opened_at or self.clock())
-            self.opened_at = None
-            self._attempt = 0
-        log.warning("circuit closed after %.1fs: resuming consumption", took)
+                remind = self._said_at is None or now - self._said_at >= self.REMIND_S
+                if remind:
+                    self._said_at = now
+            else:
+                self.opened_at, self._attempt, self._said_at = None, 0, None
+        if down:
+            if remind:  # an operator watching the log sees what it waits for, not silence
+                log.warning("circuit open for %.0fs: still waiting for %s", now - opened, ", ".join(down))
+            return False
+        log.warning("circuit closed after %.1fs: resuming consumption", now - opened)
         return True
 
     def delay(self) -> float:

@@ -152,7 +152,15 @@ class Run:
             time.sleep(0.2)
 
     def finish(self, proc: subprocess.Popen, timeout: float = 300) -> dict:
-        out, _ = proc.communicate(timeout=timeout)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+            tail = "\n".join(line for line in log.splitlines() if "kafka." not in line)[-6000:]
+            raise AssertionError(f"ingest still running after {timeout:.0f}s; its log (kafka lines left out):\n"
+                                 f"{tail}") from None
         self.log = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
         assert proc.returncode == 0, self.log[-3000:]
         try:

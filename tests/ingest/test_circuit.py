@@ -49,6 +49,19 @@ def test_circuit_probes_with_backoff_until_everything_answers():
     assert c2.wait_closed(stop) is False and c2.is_open
 
 
+def test_an_open_circuit_says_what_it_waits_for_every_30_s(caplog):
+    now = [100.0]
+    c = Circuit(lambda: {"s3": False, "kafka": True}, clock=lambda: now[0])
+    c.open("test")
+    with caplog.at_level("WARNING", logger="consentry.ingest.circuit"):
+        for t in (101, 110, 125, 131, 140, 162):
+            now[0] = t
+            assert c.try_close() is False
+    said = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
+    assert said == ["circuit open for 1s: still waiting for s3", "circuit open for 31s: still waiting for s3",
+                    "circuit open for 62s: still waiting for s3"]
+
+
 def test_loop_pauses_while_s3_is_down_and_resumes_without_loss(site):
     rig = make_rig(site)
     rig.add_source("family")
