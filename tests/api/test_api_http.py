@@ -5,6 +5,7 @@ import socket
 from unittest.mock import ANY
 
 import numpy as np
+import pytest
 
 from consentry.indexer.auth import Role
 
@@ -262,6 +263,7 @@ def test_rate_limit_per_token(stack, face_model):
             assert c.get("/v1/audit/verify").status_code == 200  # another token has its own budget
 
 
+@pytest.mark.slow
 def test_readiness_is_503_when_milvus_is_unreachable(stack, face_model):
     from consentry.indexer.api import create_app
     from consentry.wiring import indexer_services

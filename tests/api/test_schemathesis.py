@@ -14,6 +14,7 @@ CHECKS = os.environ.get("CONSENTRY_ST_CHECKS", "not_a_server_error,status_code_c
                         "response_schema_conformance,negative_data_rejection")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["searcher", "auditor"])
 def test_schemathesis_finds_no_server_errors(api, role, tmp_path):
     cmd = [str(ST), "run", f"{api.url}/openapi.json", "--checks", CHECKS,

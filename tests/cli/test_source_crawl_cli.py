@@ -126,6 +126,7 @@ def wait_for(predicate, timeout_s=30.0, every_s=0.2):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 def test_stop_then_resume_completes_without_republishing(cli_env, capsys, site):
     cli(capsys, "source", "add", "resumable", "--match", f"127.0.0.1:{site.port}", "--basis", "consent")
     rc, out, err = cli(capsys, "crawl", "start", "--source", "resumable", "--seed", site.url("/"), "--depth", "50",

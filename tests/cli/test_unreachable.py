@@ -25,6 +25,7 @@ def nothing_up(tmp_path):
     return port, env
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "service", "env"), [
     (["source", "list"], "S3", "CONSENTRY_S3_ENDPOINT"),
     (["doctor"], "Milvus", "CONSENTRY_MILVUS_URI"),

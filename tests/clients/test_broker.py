@@ -65,6 +65,7 @@ def test_produce_consume_commit_and_resume(any_broker, settings):
     assert {(m.partition, m.offset) for m in again} == expected  # resumed exactly after the commit
 
 
+@pytest.mark.slow
 def test_unreachable_broker_raises_broker_error():
     b = KafkaBroker(KafkaConfig(bootstrap="127.0.0.1:9", request_timeout_ms=1000))
     assert b.ping() is False
@@ -101,6 +102,7 @@ def drain_quiet(consumer, quiet_polls=4, timeout=60.0):
     return got
 
 
+@pytest.mark.slow
 def test_a_member_stuck_unsettled_is_replaced_and_uncommitted_records_come_again(broker, settings):
     from consentry.clients.broker import KafkaConsumerAdapter
 

@@ -18,6 +18,8 @@ from consentry.core.records import JobState
 from .conftest import add_source, fresh_settings, read_topic, run_crawl
 from .site import SiteServer, html, text
 
+pytestmark = pytest.mark.slow  # one real crawl of the whole opt-out site (~40 s) shared by the module
+
 POLICY_A, POLICY_B = "https://rights.example/policy-a.json", "https://rights.example/policy-b.json"
 ROBOTS = "User-agent: *\nAllow: /\n\nUser-agent: GPTBot\nUser-agent: CCBot\nDisallow: /ai-no/\n"
 AITXT = "# Spawning ai.txt\nUser-Agent: *\nDisallow: *.gif\nDisallow: /aitxt-page/\n"

@@ -25,6 +25,7 @@ def crawler_hits(site, settings):
     return [h for h in site.hits if h.user_agent == settings.user_agent]
 
 
+@pytest.mark.slow
 def test_concurrency_one_means_one_request_at_a_time(stack, slow_site):
     s = fresh_settings(stack, crawl_concurrency_per_domain=1, crawl_download_delay=0.001)
     add_source(s, "polite", f"127.0.0.1:{slow_site.port}")

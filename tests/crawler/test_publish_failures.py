@@ -22,6 +22,7 @@ def slow_site():
     site.stop()
 
 
+@pytest.mark.slow
 def test_broker_down_fails_the_job_loudly(stack, slow_site):
     s = fresh_settings(stack, kafka_bootstrap=f"127.0.0.1:{free_port()}", crawl_publish_retries=1)
     add_source(s, "nobroker", f"127.0.0.1:{slow_site.port}")
@@ -31,6 +32,7 @@ def test_broker_down_fails_the_job_loudly(stack, slow_site):
     assert slow_site.hits == []  # nothing crawled that could not be published
 
 
+@pytest.mark.slow
 def test_broker_lost_mid_crawl_fails_loudly_and_resume_publishes_the_rest_once(stack, tmp_path):
     """A private broker dies mid-crawl: retries, then state failed (exit 4) with nothing dropped; after it is
     back, resume publishes exactly what was not acknowledged before."""

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import PORT_BASE, stack_env
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     env = {**os.environ, **stack_env(tmp_path / "home", PORT_BASE + 2000)}
     env.pop("CONSENTRY_ALLOW_PRIVATE_NETWORKS")  # the demo must turn it on by itself

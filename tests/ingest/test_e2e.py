@@ -88,6 +88,7 @@ def test_end_to_end_on_real_servers(ingested):
     assert env.dead_letters() == []
 
 
+@pytest.mark.slow
 def test_replay_leaves_milvus_and_s3_unchanged(ingested):
     env, site, cands, _ = ingested
     before = env.snapshot()
@@ -111,6 +112,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 def test_hostile_inputs_end_in_the_dlq_and_the_worker_keeps_going(stack, site, photos):
     env = Env(settings_for(stack, fetch_max_bytes=1_000_000))
     env.add_sources(site)
@@ -146,6 +148,7 @@ def test_hostile_inputs_end_in_the_dlq_and_the_worker_keeps_going(stack, site, p
     assert env.provenance.get(url_key(site.url("/bad/missing.jpg"))).http_status == 404
 
 
+@pytest.mark.slow
 def test_a_private_address_is_refused_before_connecting(stack, site, photos):
     """allow_private_networks off: the 127.0.0.1 image is refused by the policy; the server sees nothing."""
     env = Env(settings_for(stack, allow_private_networks=False))

@@ -6,6 +6,8 @@ everyone else is indexed again; the receipt is in S3 and in the audit log.
 
 import json
 
+import pytest
+
 from consentry.core.records import ImageCandidate, url_key
 from consentry.indexer.explain import Explainer
 from consentry.wiring import eraser
@@ -15,6 +17,7 @@ from tests.ingest.stackhelp import Env, settings_for
 PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "t1.jpg", "astronaut.png")
 
 
+@pytest.mark.slow
 def test_forget_then_reingest_keeps_the_person_out(stack, photos):
     env = Env(settings_for(stack))
     site = Site().start()
