@@ -14,7 +14,10 @@ phase's wall and CPU time. The CPU seconds of every local server (and of the ima
 the timed windows are printed: they share the two cores with ingest, which makes the physical
 limit visible.
 
-    .venv/bin/python bench/ingest_bench.py [--copies 8] [--repeats 3] [--port-base 40000] [--json]
+With ``--c2pa-ab`` each repeat also runs a second worker with ``ingest_read_c2pa`` off (its own
+topic, group and fresh copies), so the cost of reading C2PA manifests is measured in the same run.
+
+    .venv/bin/python bench/ingest_bench.py [--copies 8] [--repeats 3] [--c2pa-ab] [--port-base 40000] [--json]
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main() -> int:
     ap.add_argument("--copies", type=int, default=8, help="distinct-byte copies of each of the 6 photos per repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_BENCH_PORT_BASE", "40000")))
+    ap.add_argument("--c2pa-ab", action="store_true",
+                    help="also time the whole path with C2PA manifest reading off, alternately")
     ap.add_argument("--json", action="store_true")
     report.add_args(ap)
     args = ap.parse_args()
@@ -78,17 +83,26 @@ def main() -> int:
         servers = {name: stack.procs[name].pid() for name in ("seaweedfs", "tansu", "milvus")}
         meter = CpuMeter({**servers, "image site": site.proc.pid})  # type: ignore[union-attr]
 
-        def pipelined(n: int) -> float:
+        def pipelined(n: int, w=worker) -> float:
             """Seconds from the first poll to the last commit of ``n`` records, pipelined (the product's loop)."""
             done, t0 = 0, time.perf_counter()
             while done < n:
-                done += worker.pump().records
+                done += w.pump().records
             return time.perf_counter() - t0
 
         warm = copies(photos, "warm", 1)
         publish(warm)
         pipelined(len(warm))  # group join, model and connections warm
         bare.run(list(warm.values()))
+        if args.c2pa_ab:  # the same path with C2PA reading off: its own topic and group, warmed the same way
+            s_off = s.model_copy(update={"ingest_read_c2pa": False, "topic_prefix": "noc2pa.",
+                                         "kafka_consumer_group": s.kafka_consumer_group + "-noc2pa"})
+            prepare_ingest(s_off)
+            feed_off, worker_off = Feed(s_off, site), ingest_worker(s_off)
+            warm = copies(photos, "warm-off", 1)
+            feed_off.publish(warm)
+            time.sleep(0.5)
+            pipelined(len(warm), worker_off)
 
         runs = []
         for r in range(args.repeats):
@@ -107,8 +121,16 @@ def main() -> int:
                          "bare_img_s": n / bare_s, "ratio": bare_s / whole_s, "faces": faces,
                          "bare_faces": bare_faces, "ingest_cpu_s": ingest_cpu,
                          "bare_cpu_s": time.process_time() - cpu0, "load": os.getloadavg()[0]})
+            if args.c2pa_ab:
+                off = copies(photos, f"r{r}-off", args.copies)
+                feed_off.publish(off)
+                time.sleep(0.5)
+                off_s = pipelined(len(off), worker_off)
+                runs[-1].update({"whole_off_img_s": len(off) / off_s, "c2pa_ratio": off_s / whole_s})
             print(f"repeat {r + 1}: whole {n / whole_s:.1f} images/s, bare {n / bare_s:.1f} images/s, "
-                  f"ratio {bare_s / whole_s:.2f}", file=sys.stderr)
+                  f"ratio {bare_s / whole_s:.2f}"
+                  + (f", C2PA off {runs[-1]['whole_off_img_s']:.1f} images/s" if args.c2pa_ab else ""),
+                  file=sys.stderr)
 
         # one batch at a time (no overlap): each phase's wall and CPU time
         bodies = copies(photos, "seq", args.copies)
@@ -126,6 +148,8 @@ def main() -> int:
         seq_s = time.perf_counter() - t0
         peak_in_flight = worker.budget.peak
         worker.close()
+        if args.c2pa_ab:
+            worker_off.close()
     finally:
         site.close()
         stack.down()
@@ -152,6 +176,10 @@ def main() -> int:
         "prepare_threads": s.ingest_prepare_threads, "det_batch": s.model_det_batch, "cpus": os.cpu_count(),
         "python": platform.python_version(),
     }
+    if args.c2pa_ab:
+        off_ips = statistics.median(r["whole_off_img_s"] for r in runs)
+        result["c2pa_off_img_s"] = round(off_ips, 2)
+        result["c2pa_on_vs_off"] = round(whole / off_ips, 3)
     text = render(result)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -177,6 +205,9 @@ def render(r: dict) -> str:
              f"| bare insightface (cv2.imdecode → detect → align → embed, per image) | {r['bare_img_s']:.1f} | "
              f"{_each(r, 'bare_img_s')} |", "",
              f"**whole / bare = {r['ratio']:.2f}** (per repeat: {_each(r, 'ratio', 2)})", "",
+             *([f"C2PA manifest reading (on by default) vs off, same run, alternately: {r['whole_img_s']:.1f} vs "
+                f"{r['c2pa_off_img_s']:.1f} images/s, **{r['c2pa_on_vs_off']:.2f}×** (per repeat, off: "
+                f"{_each(r, 'whole_off_img_s')}).", ""] if "c2pa_on_vs_off" in r else []),
              f"CPU seconds during the {r['timed_s']:.1f} s of timed whole-path windows (2 cores = "
              f"{2 * r['timed_s']:.1f} CPU s available): ingest process {r['ingest_cpu_s']:.1f}, "
              + ", ".join(f"{k} {v:.1f}" for k, v in r["server_cpu_s"].items())

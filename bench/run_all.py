@@ -34,7 +34,7 @@ RESULTS = ROOT / "bench" / "results"
 #: name -> script and arguments, in page order; FULL ones run only with --full (hours on 2 cores)
 BENCHES: dict[str, list[str]] = {
     "crawl": ["bench/crawl_bench.py", "--repeat", "3"],
-    "ingest": ["bench/ingest_bench.py", "--repeats", "3"],
+    "ingest": ["bench/ingest_bench.py", "--repeats", "3", "--c2pa-ab"],
     "ingest-cli": ["bench/ingest_cli_bench.py"],
     "search": ["bench/search_bench.py", "--sizes", "100000", "--flavours", "embedded,server"],
     "search-1m": ["bench/search_bench.py", "--sizes", "1000000", "--flavours", "server"],
