@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import report  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------- the site
@@ -140,6 +143,7 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.001, help="download delay, seconds (both crawlers)")
     ap.add_argument("--repeat", type=int, default=1, help="alternate the two crawlers this many times; report the best")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_BENCH_PORT_BASE", "32100")))
+    report.add_args(ap)
     args = ap.parse_args()
 
     import scrapy
@@ -181,19 +185,24 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     best = {name: min(runs, key=lambda r: r["seconds"]) for name, runs in results.items()}
-    print(f"\nlocal site: {args.pages} pages, {args.images} images each; per-domain concurrency {args.concurrency}, "
-          f"delay {args.delay}s, AutoThrottle on; Scrapy {scrapy.__version__}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs; best of {args.repeat}\n")
-    print(f"{'crawler':<14}{'pages':>7}{'candidates':>12}{'seconds':>9}{'pages/s':>10}{'cand./s':>10}")
-    rates = {}
-    for name, r in best.items():
-        rates[name] = (r["pages"] / r["seconds"], r["candidates"] / r["seconds"])
-        print(f"{name:<14}{r['pages']:>7}{r['candidates']:>12}{r['seconds']:>9.2f}{rates[name][0]:>10.0f}"
-              f"{rates[name][1]:>10.0f}")
+    rates = {name: (r["pages"] / r["seconds"], r["candidates"] / r["seconds"]) for name, r in best.items()}
     ours, bare = rates["Consentry"], rates["bare Scrapy"]
-    print(f"{'ratio (ours / bare)':<42}{ours[0] / bare[0]:>10.2f}{ours[1] / bare[1]:>10.2f}")
-    print(f"\nConsentry's crawl log (every page read and refusal, durable in S3): "
-          f"{best['Consentry']['crawl_log_batches']} batch object(s)")
+    head = (f"local site: {args.pages} pages, {args.images} images each; per-domain concurrency {args.concurrency}, "
+            f"delay {args.delay}s, AutoThrottle on; Scrapy {scrapy.__version__}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs; best of {args.repeat} alternating runs")
+    rows = ["| crawler | pages | candidates | seconds | pages/s | candidates/s |", "|---|---|---|---|---|---|"]
+    rows += [f"| {name} | {r['pages']} | {r['candidates']} | {r['seconds']:.2f} | {rates[name][0]:.0f} | "
+             f"{rates[name][1]:.0f} |" for name, r in best.items()]
+    text = "\n".join([head, "", *rows, "",
+                      f"**Consentry / bare Scrapy: {ours[0] / bare[0]:.2f}× pages/s** — with robots, TDM, noai, ai.txt "
+                      "and AI-crawler checks, the network policy, acks=all publishing and the durable crawl log "
+                      f"({best['Consentry']['crawl_log_batches']} batch object(s) in S3) included."])
+    print("\n" + text)
+    report.write(args, title="Crawl: Consentry vs bare Scrapy", markdown=text,
+                 headline=f"{ours[0]:.0f} pages/s, **{ours[0] / bare[0]:.2f}×** bare Scrapy on the same local site "
+                          f"({bare[0]:.0f} pages/s), every consent check and the durable crawl log included",
+                 data={"best": best, "runs": results, "ratio_pages": round(ours[0] / bare[0], 3)},
+                 stand_in="a generated local site on loopback (no network latency)")
 
 
 if __name__ == "__main__":

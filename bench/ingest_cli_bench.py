@@ -29,6 +29,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="160,320", help="the two run sizes (images), smaller first")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_BENCH_PORT_BASE", "41000")))
+    ap.add_argument("--ingest-args", default="", help="more `ingest run` arguments, e.g. '--no-ray' (threads)")
     report.add_args(ap)
     args = ap.parse_args()
     small, large = (int(x) for x in args.sizes.split(","))
@@ -70,7 +71,7 @@ def main() -> int:
             bodies = dict(list(copies(photos, label, -(-n // len(PHOTOS))).items())[:n])
             all_bodies.update(bodies)
             feed.publish(bodies)
-            seconds, proc = consentry("ingest", "run", "--until-idle", "--json")
+            seconds, proc = consentry("ingest", "run", "--until-idle", "--json", *args.ingest_args.split())
             if proc.returncode != 0:
                 sys.exit(f"ingest run failed: {proc.stderr[-3000:]}")
             totals = json.loads(proc.stdout)
