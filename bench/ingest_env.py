@@ -70,9 +70,13 @@ class ImageSite:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self) -> ImageSite:
-        self.proc = subprocess.Popen([sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
-                                      "--directory", str(self.dir)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        return self.serve([sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+                           "--directory", str(self.dir)])
+
+    def serve(self, argv: list[str]) -> ImageSite:
+        """Start the server ``argv`` (in its own session) and wait until it accepts connections on our port."""
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -45,7 +45,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -127,17 +126,9 @@ class Site(ImageSite):
 
     def start(self) -> Site:
         self.request_log.touch()
-        self.proc = subprocess.Popen([sys.executable, "-c", SITE_SERVER, str(self.dir), str(self.port),
-                                      str(self.request_log), str(self.gate)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the soak's image site did not start")
+        self.serve([sys.executable, "-c", SITE_SERVER, str(self.dir), str(self.port), str(self.request_log),
+                    str(self.gate)])
+        return self
 
     def release(self, wave: int) -> None:
         """Serve the images of waves up to ``wave``."""
