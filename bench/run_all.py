@@ -99,8 +99,8 @@ def run(name: str, argv: list[str], timeout_s: float, info: dict[str, str]) -> d
         except subprocess.TimeoutExpired:
             rc = 124
         meta["seconds"] = round(time.monotonic() - t0)
-        if rc == 0 and report.exists():
-            out = {**json.loads(report.read_text()), **meta}
+        if report.exists():  # a bench that reports and exits non-zero (a soak that did not balance) keeps its report
+            out = {**json.loads(report.read_text()), **meta, **({"exit": rc} if rc else {})}
         else:
             out = {"title": name, "command": " ".join([".venv/bin/python", *argv]), "failed": rc, **meta}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -143,6 +143,8 @@ def render(results: dict[str, dict]) -> str:
              "| bench | headline |", "|---|---|"]
     for name, r in results.items():
         head = f"failed (exit {r['failed']})" if "failed" in r else r["headline"]
+        if r.get("exit"):
+            head = f"**exit {r['exit']}**: {head}"
         lines.append(f"| [{r['title']}](#{name}) | {head} |")
     for name, r in results.items():
         lines += ["", f'<a id="{name}"></a>', f"## {r['title']}", "", f"`{r['command']}` — {_when(r)}", ""]
@@ -163,7 +165,8 @@ def update_readme(results: dict[str, dict]) -> None:
     rows = ["| bench | headline |", "|---|---|"]
     for r in results.values():
         if "failed" not in r:
-            rows.append(f"| {r['title']} | {r['headline']} |")
+            prefix = f"**exit {r['exit']}**: " if r.get("exit") else ""
+            rows.append(f"| {r['title']} | {prefix}{r['headline']} |")
     block = "\n".join([FIGURES_START, "", "From [bench/README.md](bench/README.md), where each run's command, "
                        "date, commit and load are given:", "", *rows, "", FIGURES_END])
     start, end = text.index(FIGURES_START), text.index(FIGURES_END) + len(FIGURES_END)
@@ -183,7 +186,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown bench(es): {', '.join(sorted(unknown))}")
     info = machine()
-    failed = [n for n in names if "failed" in run(n, BENCHES[n], args.timeout, info)]
+    failed = [n for n in names if {"failed", "exit"} & set(run(n, BENCHES[n], args.timeout, info))]
     results = saved()
     (ROOT / "bench" / "README.md").write_text(render(results))
     update_readme(results)

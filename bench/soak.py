@@ -168,6 +168,7 @@ class Fault:
     injected: bool = False
     ended_at: float = 0.0
     resumed_after_s: float | None = None
+    drained: bool = False  # every released record had its provenance record by the fault's end
     fetched_again: int = 0  # images of its wave fetched more than once (filled in at the end)
 
 
@@ -577,7 +578,8 @@ class Soak:
                 self._last_change = time.monotonic()  # the fault's own time is not a stall
                 if self.wait_for(lambda: self.progress() > after or after >= self.released,  # noqa: B023
                                  2 * self.args.stall_s):
-                    if after < self.released:
+                    f.drained = after >= self.released
+                    if not f.drained:
                         f.resumed_after_s = round(self.now() - f.ended_at, 1)
                         self.say(f"progress resumed {f.resumed_after_s:.1f}s after fault {f.n} ({f.kind}): "
                                  f"{self._progress}/{self.total}")
@@ -750,6 +752,12 @@ class Soak:
         return t
 
 
+def _resumed(f: Fault) -> str:
+    if f.drained:
+        return "(drained)"  # nothing released was left to resume
+    return "never" if f.resumed_after_s is None else f"{f.resumed_after_s:.1f}s"
+
+
 def _start_ticks(pid: int) -> int:
     """When a process started (clock ticks after boot), from /proc/<pid>/stat; 0 if unknown."""
     try:
@@ -919,7 +927,7 @@ def main() -> int:
         ]
         print("\nsoak fault log")
         for f in soak.faults:
-            resumed = "never" if f.resumed_after_s is None else f"{f.resumed_after_s:.1f}s"
+            resumed = _resumed(f)
             print(f"  {f.n:>2}  +{f.at_s:6.1f}s  progress {f.progress:>5}/{totals['candidates']}  "
                   f"in flight {f.in_flight:>4}  held {f.held:>2}  {f.kind:<15}  resumed after {resumed:>6}  "
                   f"fetched again {f.fetched_again:>3}  {f.detail}")
@@ -945,10 +953,10 @@ def main() -> int:
               f"{os.cpu_count()} CPUs. Candidates published in waves, one per fault, the site holding a wave's "
               "images until its fault had begun (fetch timeout 120 s for that); a stall is no progress for "
               f"{args.stall_s:.0f} s with work released, or a last `ingest run` not idle after as long:\n\n"
-              "| # | at s | progress | in flight | requests held | fault | progress resumed after s | "
+              "| # | at s | progress | in flight | requests held | fault | progress resumed after | "
               "held images fetched again | what |\n|---|---|---|---|---|---|---|---|---|\n"
               + "".join(f"| {f.n} | {f.at_s:.0f} | {f.progress} | {f.in_flight} | {f.held} | {f.kind} | "
-                        f"{'never' if f.resumed_after_s is None else f'{f.resumed_after_s:.1f}'} | "
+                        f"{_resumed(f)} | "
                         f"{f.fetched_again} | {f.detail} |\n"
                         for f in soak.faults)
               + "\n| accounting | |\n|---|---|\n"
