@@ -21,17 +21,23 @@ records in flight, how long progress took to resume and how many of the held ima
 After the last wave: `consentry doctor --repair --json` (it re-publishes the images whose faces the
 crash lost; printed), a last `ingest run`, `consentry doctor --json`.
 
-Then the accounting, computed from S3, the DLQ topic and Milvus: candidates; per expected outcome, how
-many ended that way; lost (no provenance record); wrong outcome; DLQ entries; faces named by provenance
-vs faces in Milvus (distinct, missing, extra, duplicated); face counts per photo across its copies;
-faults per kind; ingest processes; redeliveries; stalls (no progress for --stall-s with work released,
-the driver then SIGKILLed and restarted); seconds. ``balanced: yes`` only when every one of those checks
-holds. Exit 0 balanced, 1 not balanced (or aborted), 2 balanced but a fault kind could not be injected,
-130 interrupted. Every process it started is stopped at the end, also on error and Ctrl-C.
+Then the accounting, computed from S3, the DLQ topic and Milvus: candidates (and how many were
+published); per expected outcome, how many ended that way; lost or never processed (no provenance
+record); wrong outcome; DLQ entries; faces named by provenance vs faces in Milvus (distinct, missing,
+extra, duplicated); face counts per photo across its copies; faults per kind; ingest processes;
+redeliveries (as the runs that exited report them, circuit openings and group members replaced as the
+actors logged them); stalls: no progress for --stall-s with work released, or a last `ingest run` not
+idle after as long (the driver's and its actors' logs and the broker's view of the consumer group are
+printed, the driver is SIGKILLed and started again; a second stall with no progress between ends the
+fault phase); `ingest run --until-idle` exits that left released work undone (with their actors' logs);
+seconds. ``balanced: yes`` only when every one of those checks holds. Exit 0 balanced, 1
+not balanced (or aborted), 2 balanced but a fault kind could not be injected, 130 interrupted. Every
+process it started is stopped at the end, also on error and Ctrl-C.
 
     .venv/bin/python bench/soak.py [--images 2000] [--faults 12] [--seed 7] [--port-base 43000] [--report FILE]
 
-Not part of the test suite (minutes); tests/faults/ checks each fault on its own, on a test model.
+Not part of the test suite (5-10 minutes on 2 cores at the defaults, longer when it stalls); tests/faults/
+checks each fault on its own, on a test model.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ KINDS = ("s3-outage", "broker-restart", "milvus-restart", "milvus-crash", "inges
 DOWN_S = {"s3-outage": (3.0, 10.0), "broker-restart": (1.0, 5.0), "milvus-restart": (1.0, 4.0),
           "milvus-crash": (0.5, 2.0)}
 WORKERS = 2
+#: lines left out of the actors' log excerpts: connection chatter, one line per record
+NOISE = ("kafka.net", "kafka.cluster", "httpx", "urllib3", "chttp2", "ingested url_key")
 HELD = 5  # a fault waits for this many held image requests of its wave (an actor fetches 4 at a time: both fetch),
 HELD_SETTLE_S = 5.0  # or for this long after the first one (a worker blocked on held fetches polls nothing, so a
 #                      rebalance waits for it: holding for long would be a fault of the soak's own)
@@ -228,6 +236,7 @@ class Soak:
         self._progress = 0
         self._last_change = time.monotonic()
         self.stalls_in_a_row = 0  # stalls with no progress between them
+        self.early_exits: list[dict[str, Any]] = []  # `ingest run --until-idle` exits with released work left
         from consentry import wiring
 
         self.store = wiring.object_store(settings)
@@ -376,6 +385,12 @@ class Soak:
             self.notes.append(f"ingest #{ing.n} exited {rc}: {ing.tail(1)}")
             self.say(f"ingest #{ing.n} exited {rc} (log {ing.log}): {ing.tail(1)}")
         prog = self.progress()
+        if rc == 0 and prog < self.released:
+            excerpt = self.actor_logs(ing)
+            self.early_exits.append({"at_s": round(self.now(), 1), "ingest": ing.n, "progress": prog,
+                                     "released": self.released, "log_excerpt": excerpt})
+            self.say(f"ingest #{ing.n} went idle (exit 0) with {self.released - prog} released candidates without a "
+                     f"provenance record; the ends of its actors' logs:\n{excerpt}")
         if rc == 0 and prog == ing.progress_at_start and prog < self.released:
             self.idle_without_progress += 1
         elif prog > ing.progress_at_start:
@@ -408,7 +423,7 @@ class Soak:
         for pid in sorted(ing.actor_pids):
             for path in sorted(self.home.glob(f"cray-*/session_latest/logs/worker-*-{pid}.err")):
                 keep = [ln for ln in path.read_text(errors="replace").splitlines()
-                        if ln.strip() and not any(n in ln for n in ("kafka.net", "kafka.cluster", "httpx"))]
+                        if ln.strip() and not any(n in ln for n in NOISE)]
                 out.append(f"--- {path}\n" + "\n".join(ln[:300] for ln in keep[-lines:]))
         return "\n".join(out)
 
@@ -781,6 +796,7 @@ def checks(t: dict[str, Any], soak: Soak, repair: dict[str, Any]) -> list[tuple[
          and t["faces_in_milvus_unnamed"] == 0),
         ("every copy of a photo has the same number of faces", not t["photos_with_inconsistent_face_counts"]),
         ("doctor finds nothing after the repair and the last ingest", bool(repair.get("doctor_ok"))),
+        ("no `ingest run --until-idle` went idle with released work left", not soak.early_exits),
         ("no stall", not soak.stalls),
     ]
 
@@ -800,7 +816,7 @@ def main() -> int:
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("CONSENTRY_SOAK_PORT_BASE", "43000")),
                     help="S3 base..base+9, Kafka base+92, Milvus base+540, Ray base+700..base+899")
     ap.add_argument("--model-pack", help="default: the settings' default (buffalo_s)")
-    ap.add_argument("--stall-s", type=float, default=240.0,
+    ap.add_argument("--stall-s", type=float, default=180.0,
                     help="no progress for this long with work left (outside a fault) is a stall")
     ap.add_argument("--timeout", type=float, default=3600.0, help="give up the fault phase after this long")
     ap.add_argument("--keep", action="store_true", help="keep the state folder (always kept when not balanced)")
@@ -921,6 +937,7 @@ def main() -> int:
             ("circuit opened, records left for redelivery (actor logs)", events["circuit"]),
             ("group members replaced, unsettled 60 s (actor logs)", events["replaced"]),
             ("images fetched more than once", totals["images_fetched_more_than_once"]),
+            ("ingest runs idle with released work left", len(soak.early_exits)),
             ("stalls", len(soak.stalls)),
             ("Ray head restarts (not a fault)", soak.ray_head_restarts),
             ("seconds", round(elapsed, 1)),
@@ -969,7 +986,8 @@ def main() -> int:
                            "faults": [f.__dict__ for f in soak.faults], "failed_injections": soak.failed_injections,
                            "ingests": [{"n": i.n, "started_s": round(i.started, 1), "ended_by": i.ended_by,
                                         "result": i.result} for i in soak.ingests],
-                           "stalls": soak.stalls, "notes": soak.notes, "actor_log_events": events,
+                           "stalls": soak.stalls, "early_exits": soak.early_exits, "notes": soak.notes,
+                           "actor_log_events": events,
                            "seconds": round(elapsed, 1), "model_pack": pack, "photos": str(cache_dir())})
         rc = 0 if balanced and not missing_kinds else (1 if not balanced else 2)
     except (KeyboardInterrupt, Stop):
