@@ -200,6 +200,12 @@ def is_idle(status: dict[str, Any] | None, policy: IdlePolicy) -> bool:
     return status["uptime_s"] >= policy.idle_seconds + policy.join_grace_s and status["idle_s"] >= policy.idle_seconds
 
 
+def all_idle(statuses: list[dict[str, Any] | None], policy: IdlePolicy) -> bool:
+    """Every worker idle, and the group holds partitions: when no member holds any (a broker that lost its
+    partition metadata during a rebalance hands out empty assignments), nothing was consumed, not drained."""
+    return all(is_idle(s, policy) for s in statuses) and any(s is not None and s["assigned"] for s in statuses)
+
+
 class WorkerFailed(ConsentryError):
     reason = "worker-failed"
 
@@ -229,7 +235,7 @@ def drive(pool: Pool, stop: threading.Event, until_idle: bool, policy: IdlePolic
                     unreachable.pop(k, None)
             if on_tick is not None:
                 on_tick(summary(statuses))
-            if until_idle and all(is_idle(s, policy) for s in statuses):
+            if until_idle and all_idle(statuses, policy):
                 log.info("every worker idle for %.1fs: stopping", policy.idle_seconds)
                 break
     finally:

@@ -8,7 +8,7 @@ import httpx
 
 from consentry.ingest.circuit import Circuit
 from consentry.ingest.health import HealthServer
-from consentry.ingest.runner import IdlePolicy, WorkerLoop, is_idle, summary
+from consentry.ingest.runner import IdlePolicy, WorkerLoop, all_idle, is_idle, summary
 
 from .rig import make_rig
 from .site import Route, noise_image
@@ -124,3 +124,13 @@ def test_an_unsettled_consumer_is_never_idle(site):
         clock.now += 0.5
     st = loop.status()
     assert st["settled"] is True and st["idle_s"] >= 0.6 and is_idle(st, policy)
+
+
+def test_a_group_in_which_no_member_holds_a_partition_is_not_idle():
+    """Seen on tansu after an S3 outage: every member got an empty assignment (no partition metadata); the run
+    must wait for the partitions, not stop with the topic undrained."""
+    policy = IdlePolicy(idle_seconds=1.0, join_grace_s=1.0)
+    quiet = {"running": True, "circuit": "closed", "broker_ok": True, "busy": False, "idle_s": 5.0, "uptime_s": 60.0}
+    assert all_idle([{**quiet, "assigned": 2}, {**quiet, "assigned": 0}], policy)  # more workers than partitions
+    assert not all_idle([{**quiet, "assigned": 0}, {**quiet, "assigned": 0}], policy)
+    assert not all_idle([{**quiet, "assigned": 2}, None], policy)  # a worker that does not answer
