@@ -331,20 +331,15 @@ class Soak:
 
         wave = self.waves_published + 1
         batch = [c for c in self.candidates if c.wave == wave]
-        for attempt in range(1, 4):
-            try:
-                p = self.broker.producer()
-                for c in batch:
-                    cand = ImageCandidate(url=c.url, page_url=self.site.url("/"), job_id="soak", source_id="soak")
-                    p.send(self.s.topic_images, cand.key.encode(), cand.to_json())
-                p.flush()
-                p.close()
-                break
-            except Exception as exc:
-                if attempt == 3:
-                    raise
-                self.say(f"publishing wave {wave} failed ({type(exc).__name__}: {exc}); trying again")
-                time.sleep(5.0 * attempt)
+        def send() -> None:
+            p = self.broker.producer()
+            for c in batch:
+                cand = ImageCandidate(url=c.url, page_url=self.site.url("/"), job_id="soak", source_id="soak")
+                p.send(self.s.topic_images, cand.key.encode(), cand.to_json())
+            p.flush()
+            p.close()
+
+        self.three_tries(send, lambda exc: f"publishing wave {wave} failed ({type(exc).__name__}: {exc})")
         self.waves_published = wave
         self.say(f"published wave {wave} ({len(batch)} candidates, {self.published}/{self.total}; "
                  f"{'held' if self.site.released < wave else 'served'} by the site)")
@@ -515,14 +510,19 @@ class Soak:
     def restart(self, name: str) -> None:
         """Start a stack service again (a start can fail on a busy machine, e.g. SeaweedFS's leveldb lock
         while the old process is still exiting): three tries."""
+        self.three_tries(lambda: self.stack.start_service(name),
+                         lambda exc: f"{name} did not start ({str(exc).splitlines()[0]})")
+
+    def three_tries(self, action: Callable[[], None], failed: Callable[[Exception], str]) -> None:
+        """``action``, tried again after 5 s and 10 s; the third failure is raised."""
         for attempt in range(1, 4):
             try:
-                self.stack.start_service(name)
+                action()
                 return
             except Exception as exc:
                 if attempt == 3:
                     raise
-                self.say(f"{name} did not start ({str(exc).splitlines()[0]}); trying again")
+                self.say(f"{failed(exc)}; trying again")
                 time.sleep(5.0 * attempt)
 
     def inject(self, f: Fault, wave: int) -> None:

@@ -48,17 +48,23 @@ def fetched_again(run: Run, paths: list[str]) -> list[str]:
     return [p for p in paths if run.site.requests.count(p) >= 2]
 
 
-def outage(stack, service: str, seconds: float, stop_timeout_s: float = 30, on_stopped=lambda: None,
-           felt=lambda: None) -> None:
-    """Stop ``service``; ``on_stopped``; keep it down ``seconds`` and until ``felt`` returns; start it again."""
-    stack.stop_service(service, timeout_s=stop_timeout_s)
+def held_down(stop, start, seconds: float, on_stopped=lambda: None, felt=lambda: None) -> None:
+    """``stop()``; ``on_stopped``; stay down ``seconds`` and until ``felt`` returns; ``start()`` (always)."""
+    stop()
     t = time.monotonic()
     try:
         on_stopped()
         felt()
         time.sleep(max(0.0, seconds - (time.monotonic() - t)))
     finally:
-        stack.start_service(service)
+        start()
+
+
+def outage(stack, service: str, seconds: float, stop_timeout_s: float = 30, on_stopped=lambda: None,
+           felt=lambda: None) -> None:
+    """Stop ``service``; ``on_stopped``; keep it down ``seconds`` and until ``felt`` returns; start it again."""
+    held_down(lambda: stack.stop_service(service, timeout_s=stop_timeout_s), lambda: stack.start_service(service),
+              seconds, on_stopped, felt)
 
 
 @pytest.mark.parametrize("service,seconds", [("tansu", 5), ("seaweedfs", 20), ("milvus", 3)],
@@ -99,14 +105,9 @@ def test_milvus_server_unreachable_during_ingest(run, milvus_server):
         run.produce()
         proc = run.ingest()
         run.wait_request(lambda path: path in paths, proc)
-        proxy.down()
-        t = time.monotonic()
-        try:
-            gate.set()  # the held batch meets the cut, which lasts until the worker has felt it
-            run.wait_log(proc, "left for redelivery", timeout=120)
-            time.sleep(max(0.0, 8 - (time.monotonic() - t)))
-        finally:
-            proxy.up()
+        # the held batch meets the cut, which lasts until the worker has felt it
+        held_down(proxy.down, proxy.up, 8, on_stopped=gate.set,
+                  felt=lambda: run.wait_log(proc, "left for redelivery", timeout=120))
         assert proc.poll() is None
         totals = run.finish(proc)
         assert totals["redelivered"] >= 1 and fetched_again(run, paths), totals
